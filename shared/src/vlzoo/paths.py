@@ -1,0 +1,59 @@
+"""Where vlzoo keeps cached artefacts, and the one error type for weights/data that must be provided locally.
+
+Nothing in this repo downloads weights or datasets: every loader takes a local path and raises
+:class:`MissingLocalFile` naming the file to provide when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["cache_dir", "repo_root", "MissingLocalFile", "require_file", "require_dir"]
+
+
+class MissingLocalFile(FileNotFoundError):
+    """A weights file, folder or dataset that must be placed on local disk is missing."""
+
+
+def repo_root() -> Path | None:
+    """The monorepo root when running from a checkout (the folder holding ``shared/`` and ``Makefile``)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "shared" / "pyproject.toml").is_file() and (parent / "Makefile").is_file():
+            return parent
+    return None
+
+
+def cache_dir(*parts: str) -> Path:
+    """The vlzoo cache folder (``$VLZOO_CACHE``, else ``<repo>/.cache/vlzoo``, else ``~/.cache/vlzoo``)."""
+    env = os.environ.get("VLZOO_CACHE")
+    if env:
+        base = Path(env)
+    else:
+        root = repo_root()
+        base = (root / ".cache" / "vlzoo") if root is not None else Path.home() / ".cache" / "vlzoo"
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def require_file(path: str | os.PathLike, what: str, hint: str = "") -> Path:
+    """Return ``path`` if it is a file, else raise :class:`MissingLocalFile` saying what to put there."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        msg = f"{what} not found: {p}"
+        if hint:
+            msg += f". {hint}"
+        raise MissingLocalFile(msg)
+    return p
+
+
+def require_dir(path: str | os.PathLike, what: str, hint: str = "") -> Path:
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        msg = f"{what} folder not found: {p}"
+        if hint:
+            msg += f". {hint}"
+        raise MissingLocalFile(msg)
+    return p
