@@ -11,7 +11,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Tiny models: thread start-up and contention cost more than they save (measured 5-20x slower tiny-ViT
+# forwards with 2 contended threads). Override with VLZOO_TEST_THREADS.
+torch.set_num_threads(int(os.environ.get("VLZOO_TEST_THREADS", "1")))
 
 
 @pytest.fixture
