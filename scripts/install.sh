@@ -48,4 +48,7 @@ for m in mods:
 import torch
 print(f"[install] ok: torch {torch.__version__}, {len(mods)} modules import")
 EOF
+echo "[install] the C++ CPU kernels of vlzoo.ops (cached under .cache/vlzoo/torch_extensions)"
+"$PY" -m vlzoo.ops.build --skip-cuda
+
 echo "[install] done in $(( $(date +%s) - start )) s"
