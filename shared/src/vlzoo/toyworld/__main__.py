@@ -1,0 +1,135 @@
+"""Command line of the toy world: ``python -m vlzoo.toyworld <command> ...``.
+
+Commands are registered in :data:`COMMANDS` as ``name -> (add_arguments, run)``; a new one (for example
+``pretrain-clip``) adds its two functions there. ``main(argv)`` takes an argument list so tests can call it.
+
+    python -m vlzoo.toyworld generate --out DIR --n-train N --n-val M --image-size S --seed K
+    python -m vlzoo.toyworld default            # generate (or reuse) the cached default world, print its path
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from vlzoo.toyworld.generate import (
+    DEFAULT_IMAGE_SIZE,
+    DEFAULT_N_TRAIN,
+    DEFAULT_N_VAL,
+    DEFAULT_SEED,
+    default_world,
+    generate_world,
+    read_manifest,
+)
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+
+def _add_world_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--n-train", type=int, default=DEFAULT_N_TRAIN, help="training images (default %(default)s)"
+    )
+    parser.add_argument(
+        "--n-val", type=int, default=DEFAULT_N_VAL, help="validation images (default %(default)s)"
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=DEFAULT_IMAGE_SIZE,
+        help="image side, 32..512 px (default %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="world seed (default %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes building images (default %(default)s)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_generate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="destination folder (must not exist or be empty)")
+    _add_world_arguments(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing world at --out")
+
+
+def _summary(path, seconds: float) -> str:
+    manifest = read_manifest(path) or {}
+    n = sum(manifest.get("splits", {}).values())
+    per_image = 1000 * seconds / max(n, 1)
+    lines = [
+        f"world {manifest.get('version')} at {path}: {n} images in {seconds:.1f} s ({per_image:.1f} ms/image)"
+    ]
+    for split, stats in manifest.get("stats", {}).items():
+        lines.append(f"  {split}: {json.dumps(stats, sort_keys=True)}")
+    return "\n".join(lines)
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    path = generate_world(
+        args.out,
+        args.n_train,
+        args.n_val,
+        args.image_size,
+        args.seed,
+        overwrite=args.overwrite,
+        show_progress=not args.quiet,
+        workers=args.workers,
+    )
+    print(_summary(path, time.perf_counter() - start))
+    return 0
+
+
+def _add_default(parser: argparse.ArgumentParser) -> None:
+    _add_world_arguments(parser)
+
+
+def _run_default(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    path = default_world(
+        args.n_train,
+        args.n_val,
+        args.image_size,
+        args.seed,
+        show_progress=not args.quiet,
+        workers=args.workers,
+    )
+    print(_summary(path, time.perf_counter() - start))
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "generate": (_add_generate, _run_generate),
+    "default": (_add_default, _run_default),
+}
+"""Sub-command name -> (add its arguments to a parser, run it and return the exit code)."""
+
+_HELP = {
+    "generate": "render a toy world into a folder",
+    "default": "generate (or reuse) the cached default world and print where it is",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vlzoo.toyworld", description="The vlzoo toy world.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=_HELP.get(name)))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the command, return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args)
+    except (ValueError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
