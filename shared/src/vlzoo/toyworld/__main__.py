@@ -5,6 +5,8 @@ Commands are registered in :data:`COMMANDS` as ``name -> (add_arguments, run)``;
 
     python -m vlzoo.toyworld generate --out DIR --n-train N --n-val M --image-size S --seed K
     python -m vlzoo.toyworld default            # generate (or reuse) the cached default world, print its path
+    python -m vlzoo.toyworld pretrain-clip [--force] [--out DIR] [--threads N]   # the toy CLIPs (make toyclip)
+    python -m vlzoo.toyworld report [--dir DIR]  # print the cached toy CLIPs' zero-shot report
 """
 
 from __future__ import annotations
@@ -100,15 +102,79 @@ def _run_default(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_pretrain(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=None, help="output folder (default: the cache folder of the recipe)")
+    parser.add_argument("--force", action="store_true", help="retrain even when the cached towers exist")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--steps-scale",
+        type=float,
+        default=1.0,
+        help="multiply every step budget (smoke runs; changes the cache key)",
+    )
+
+
+def _print_report(folder) -> None:
+    from pathlib import Path
+
+    folder = Path(folder)
+    print((folder / "report.md").read_text())
+    print(f"towers, report and curves in {folder}")
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from vlzoo.toyworld.pretrain import ToyClipRecipe, pretrain_toy_clips
+
+    recipe = ToyClipRecipe(threads=args.threads)
+    if args.steps_scale != 1.0:
+        scaled = {}
+        for kind in ("vit", "convnext"):
+            tower = getattr(recipe, kind)
+            scaled[kind] = replace(
+                tower,
+                attribute_steps=max(1, round(tower.attribute_steps * args.steps_scale)),
+                lit_steps=max(1, round(tower.lit_steps * args.steps_scale)),
+            )
+        recipe = replace(recipe, **scaled)
+    start = time.perf_counter()
+    folder = pretrain_toy_clips(recipe, out=args.out, force=args.force)
+    print(f"toy CLIPs ready in {time.perf_counter() - start:.1f} s")
+    _print_report(folder)
+    return 0
+
+
+def _add_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", default=None, help="a pretrain-clip output folder (default: the cached one)")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from vlzoo.toyworld.pretrain import toy_clip_dir
+
+    folder = args.dir or toy_clip_dir()
+    from pathlib import Path
+
+    if not (Path(folder) / "report.md").is_file():
+        print(f"error: no toy CLIP report in {folder}; run `make toyclip` first", file=sys.stderr)
+        return 2
+    _print_report(folder)
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "generate": (_add_generate, _run_generate),
     "default": (_add_default, _run_default),
+    "pretrain-clip": (_add_pretrain, _run_pretrain),
+    "report": (_add_report, _run_report),
 }
 """Sub-command name -> (add its arguments to a parser, run it and return the exit code)."""
 
 _HELP = {
     "generate": "render a toy world into a folder",
     "default": "generate (or reuse) the cached default world and print where it is",
+    "pretrain-clip": "pretrain the toy ViT and ConvNeXt CLIPs on the default world (cached) and print the report",
+    "report": "print the zero-shot report of the cached toy CLIPs",
 }
 
 
