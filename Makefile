@@ -63,8 +63,12 @@ lint: install ## ruff over the whole repo
 build-ext: install ## compile every C++ extension (and the CUDA sources when nvcc is present)
 	$(PY) -m vlzoo.ops.build
 
-demo: install ## run the main job on the embedded default (toy world) and print what it did
-	$(PY) -m vlzoo.demo $(ARGS)
+# Each paper's toy pipeline, in order; the shared part (toy world + toy CLIPs, cached) comes first.
+DEMOS := vlzoo tokenpacker apro_affinity
+
+demo: install ## run the main job on the embedded default (toy world, toy CLIPs, each paper's toy run)
+	@set -e; for m in $(DEMOS); do echo "=== $$m demo ==="; start=$$(date +%s); \
+	  $(PY) -m $$m.demo $(ARGS); echo "=== $$m demo: $$(( $$(date +%s) - start )) s ==="; done
 
 toyclip: install ## generate the toy world and pretrain the toy CLIPs (cached in .cache/vlzoo)
 	$(PY) -m vlzoo.toyworld pretrain-clip $(ARGS)

@@ -7,7 +7,14 @@ from typing import Literal
 import pytest
 import yaml
 
-from vlzoo.config import ConfigError, apply_overrides, config_to_dict, load_config, parse_override, save_config
+from vlzoo.config import (
+    ConfigError,
+    apply_overrides,
+    config_to_dict,
+    load_config,
+    parse_override,
+    save_config,
+)
 
 
 @dataclass

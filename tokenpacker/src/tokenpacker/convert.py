@@ -118,3 +118,38 @@ def projector_to_official(
     if missing:
         raise ValueError(f"TokenPacker state dict is incomplete: missing official keys {missing}")
     return official
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tokenpacker-convert``: whole checkpoints between the official layout and ours (``tokenpacker.official``).
+
+        tokenpacker-convert from-official OFFICIAL_DIR OUT_DIR [--vision-tower CLIP_DIR] [--patch-num 9]
+        tokenpacker-convert to-official OUR_DIR OUT_DIR [--vision-tower-path PATH]
+    """
+    import argparse
+
+    from tokenpacker.official import convert_from_official, convert_to_official
+
+    parser = argparse.ArgumentParser(prog="tokenpacker-convert", description=main.__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    inbound = commands.add_parser("from-official", help="official TokenPacker/LLaVA folder -> ours")
+    inbound.add_argument("source")
+    inbound.add_argument("out")
+    inbound.add_argument("--vision-tower", default=None, help="local CLIP folder (default: mm_vision_tower)")
+    inbound.add_argument("--patch-num", type=int, default=9, help="TokenPacker-HD candidate list (default 9)")
+    outbound = commands.add_parser("to-official", help="ours -> the official key layout")
+    outbound.add_argument("source")
+    outbound.add_argument("out")
+    outbound.add_argument("--vision-tower-path", default="",
+                          help="mm_vision_tower to record (default: write <out>/vision_tower)")
+    args = parser.parse_args(argv)
+    if args.command == "from-official":
+        out = convert_from_official(args.source, args.out, vision_tower=args.vision_tower, patch_num=args.patch_num)
+    else:
+        out = convert_to_official(args.source, args.out, vision_tower_path=args.vision_tower_path)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

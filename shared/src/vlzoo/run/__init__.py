@@ -25,9 +25,9 @@ from vlzoo.run.checkpoint import (
 )
 from vlzoo.run.loop import TrainLoop
 from vlzoo.run.metrics_log import MetricsLog, plot_metrics
+from vlzoo.run.progress import progress
 from vlzoo.run.rundir import RunDir
 from vlzoo.run.seed import capture_rng_state, epoch_permutation, restore_rng_state, seed_everything
-from vlzoo.run.progress import progress
 
 __all__ = [
     "Checkpointer",
