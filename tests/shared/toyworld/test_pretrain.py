@@ -89,6 +89,17 @@ def test_complete_output_is_reused_and_force_retrains(pretrained, world):
     assert (pretrained / "report.json").stat().st_mtime_ns == before
 
 
+def test_recomputed_report_keeps_training_figures_and_adds_attributes(pretrained):
+    from vlzoo.toyworld.pretrain import recompute_report
+
+    before = json.loads((pretrained / "report.json").read_text())["towers"]["vit"]
+    after = recompute_report(pretrained)["towers"]["vit"]
+    assert after["probe_object_category"] == before["probe_object_category"]
+    assert after["single_object_top1"] == before["single_object_top1"]  # same towers, same figure
+    assert 0 <= after["single_object_color_top1"] <= 100 and 0 <= after["single_object_size_top1"] <= 100
+    assert "colour top-1" in (pretrained / "report.md").read_text()
+
+
 def test_cache_key_follows_the_recipe(world):
     base = _tiny_recipe()
     assert recipe_key(base, world) == recipe_key(_tiny_recipe(), world)
@@ -111,10 +122,11 @@ class _OracleClip:
         return F.normalize(rows + 1e-3, dim=-1) if normalize else rows
 
     def tokenize(self, texts):
-        return torch.tensor([[i for i, c in enumerate(CATEGORIES) if c in text.split()][:1] for text in texts])
+        none = len(CATEGORIES)  # prompts without a category word (colour / size prompts) embed to zero
+        return torch.tensor([([i for i, c in enumerate(CATEGORIES) if c in text.split()] + [none])[:1] for text in texts])
 
     def encode_text(self, ids, normalize=False):
-        return F.one_hot(ids[:, 0], len(CATEGORIES)).float()
+        return F.one_hot(ids[:, 0], len(CATEGORIES) + 1)[:, :-1].float()
 
 
 def test_report_of_an_oracle_is_perfect_and_the_positive_rates_are_right(world):

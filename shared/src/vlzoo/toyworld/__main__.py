@@ -147,6 +147,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
 def _add_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", default=None, help="a pretrain-clip output folder (default: the cached one)")
+    parser.add_argument("--recompute", action="store_true", help="re-evaluate the towers and rewrite the report")
 
 
 def _run_report(args: argparse.Namespace) -> int:
@@ -158,6 +159,10 @@ def _run_report(args: argparse.Namespace) -> int:
     if not (Path(folder) / "report.md").is_file():
         print(f"error: no toy CLIP report in {folder}; run `make toyclip` first", file=sys.stderr)
         return 2
+    if args.recompute:
+        from vlzoo.toyworld.pretrain import recompute_report
+
+        recompute_report(folder)
     _print_report(folder)
     return 0
 

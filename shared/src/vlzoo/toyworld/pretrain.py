@@ -58,6 +58,7 @@ __all__ = [
     "TowerRecipe",
     "ToyClipRecipe",
     "pretrain_toy_clips",
+    "recompute_report",
     "toy_clip",
     "toy_clip_dir",
     "toy_hf_clip_path",
@@ -436,6 +437,27 @@ def _save_open_clip(clip: Any, folder: Path) -> None:
     (folder / "arch.txt").write_text(clip.name + "\n")
 
 
+def _write_report(folder: Path, summary: dict[str, Any]) -> None:
+    reports = summary["towers"]
+    atomic_write_text(folder / "report.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    markdown = report_markdown({reports[k]["arch"]: reports[k] for k in reports})
+    markdown += f"\nTotal training wall time {summary['wall_time_s']:.0f} s on {summary['threads']} threads.\n"
+    atomic_write_text(folder / "report.md", markdown)
+
+
+def recompute_report(folder: str | os.PathLike) -> dict[str, Any]:
+    """Re-evaluate the towers of a finished pretraining folder on its world's val split and rewrite the report
+    (the training-time figures: probes and timings, are kept)."""
+    folder = Path(folder)
+    summary = json.loads((folder / "report.json").read_text())
+    val = load_split(Path(summary["world"]) / "val")
+    for kind, report in summary["towers"].items():
+        clip = create_clip(report["arch"], weights=folder / kind)
+        report.update(zero_shot_report(clip, val))
+    _write_report(folder, summary)
+    return summary
+
+
 def pretrain_toy_clips(
     recipe: ToyClipRecipe | None = None,
     world: str | os.PathLike | None = None,
@@ -497,10 +519,7 @@ def pretrain_toy_clips(
         "recipe": asdict(recipe),
         "recipe_version": RECIPE_VERSION,
     }
-    atomic_write_text(staging / "report.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    markdown = report_markdown({reports[k]["arch"]: reports[k] for k in reports})
-    markdown += f"\nTotal training wall time {summary['wall_time_s']:.0f} s on {summary['threads']} threads.\n"
-    atomic_write_text(staging / "report.md", markdown)
+    _write_report(staging, summary)
     atomic_write_text(staging / "recipe.json", json.dumps(asdict(recipe), indent=2, sort_keys=True) + "\n")
     if out.exists():
         shutil.rmtree(out)

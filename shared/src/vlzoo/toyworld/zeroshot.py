@@ -5,7 +5,8 @@ embeddings made with a template ensemble (:func:`vlzoo.clip.encode_labels`, QKS'
 embeddings" reduction):
 
 - **single-object top-1**: on the split's images that hold exactly one object, the category whose label
-  embedding has the highest cosine with the image embedding, over all 16 categories (chance 6.25%);
+  embedding has the highest cosine with the image embedding, over all 16 categories (chance 6.25%); the same
+  for the object's colour (10 words, chance 10%) and size (3 words) with :data:`ATTRIBUTE_TEMPLATES`;
 - **multi-label mAP** (``vlzoo.metrics.mean_average_precision``, in percent): every image scored against
   every category, positives = the categories present in the image; reported on the seen and on the unseen
   categories (:data:`~vlzoo.toyworld.world.UNSEEN_CATEGORIES`) with each subset's positive rate, the mAP a
@@ -21,13 +22,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from vlzoo.clip import encode_labels, preprocess_images
 from vlzoo.metrics import mean_average_precision
 from vlzoo.toyworld.pretrain_data import ToySplit
-from vlzoo.toyworld.world import BACKGROUND_WORDS, CATEGORIES, SIZES, UNSEEN_CATEGORIES
+from vlzoo.toyworld.world import BACKGROUND_WORDS, CATEGORIES, COLORS, SIZES, UNSEEN_CATEGORIES
 
-__all__ = ["TOY_TEMPLATES", "image_embeddings", "zero_shot_report", "report_markdown"]
+__all__ = ["ATTRIBUTE_TEMPLATES", "TOY_TEMPLATES", "image_embeddings", "zero_shot_report", "report_markdown"]
 
 
 def _toy_templates() -> tuple[str, ...]:
@@ -39,6 +41,9 @@ def _toy_templates() -> tuple[str, ...]:
 
 TOY_TEMPLATES: tuple[str, ...] = _toy_templates()
 """Prompt templates in the toy captions' own phrasing (each a ``str.format`` string with one ``{}``)."""
+
+ATTRIBUTE_TEMPLATES: tuple[str, ...] = ("a {} shape", "a picture of a {} shape", "one shape: a {} shape")
+"""Templates for the colour and size words (``{}`` = "red", "small", ...) of the attribute figures."""
 
 
 @torch.no_grad()
@@ -71,7 +76,7 @@ def zero_shot_report(clip: Any, split: ToySplit, templates: Any = TOY_TEMPLATES)
         clip.eval()
     images = image_embeddings(clip, split.images)
     labels = encode_labels(clip, list(CATEGORIES), templates, cache=False).float().cpu()
-    labels = torch.nn.functional.normalize(labels, dim=-1)
+    labels = F.normalize(labels, dim=-1)
     scores = images @ labels.T  # (N, 16) cosine similarities
 
     single = split.num_objects == 1
@@ -83,6 +88,12 @@ def zero_shot_report(clip: Any, split: ToySplit, templates: Any = TOY_TEMPLATES)
         if rows.any():
             per_category[name] = round(100.0 * (predicted[rows] == index).float().mean().item(), 2)
 
+    attribute_top1 = {}
+    for name, vocab, table in (("color", COLORS, split.color), ("size", SIZES, split.size)):
+        words = F.normalize(encode_labels(clip, list(vocab), ATTRIBUTE_TEMPLATES, cache=False).float().cpu(), dim=-1)
+        hits = (images[single] @ words.T).argmax(dim=1) == table[single, 0]
+        attribute_top1[f"single_object_{name}_top1"] = round(100.0 * hits.float().mean().item(), 2)
+
     presence = split.presence()["category"]  # (N, 16) in {0, 1}
     targets = presence * 2 - 1  # {+1, -1}: every image is annotated for every category
     unseen = torch.tensor([name in UNSEEN_CATEGORIES for name in CATEGORIES])
@@ -91,6 +102,7 @@ def zero_shot_report(clip: Any, split: ToySplit, templates: Any = TOY_TEMPLATES)
         "single_object_images": int(single.sum()),
         "single_object_top1": round(100.0 * (predicted == truth).float().mean().item(), 2),
         "per_category_top1": per_category,
+        **attribute_top1,
         "map_all": round(mean_average_precision(scores, targets), 2),
         "map_seen": round(mean_average_precision(scores[:, ~unseen], targets[:, ~unseen]), 2),
         "map_unseen": round(mean_average_precision(scores[:, unseen], targets[:, unseen]), 2),
@@ -108,12 +120,15 @@ def report_markdown(reports: dict[str, dict[str, Any]], title: str = "Toy CLIP z
     lines = [
         f"# {title}",
         "",
-        "| tower | single-object top-1 (%) | mAP seen (%) | mAP unseen (%) | positive rate seen / unseen (%) |",
-        "|---|---|---|---|---|",
+        "| tower | single-object category top-1 (%) | colour top-1 (%) | size top-1 (%) | mAP seen (%) "
+        "| mAP unseen (%) | positive rate seen / unseen (%) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in reports.items():
         lines.append(
-            f"| {name} | {r['single_object_top1']:.1f} (n={r['single_object_images']}) | {r['map_seen']:.1f} "
+            f"| {name} | {r['single_object_top1']:.1f} (n={r['single_object_images']}) "
+            f"| {r.get('single_object_color_top1', float('nan')):.1f} | {r.get('single_object_size_top1', float('nan')):.1f} "
+            f"| {r['map_seen']:.1f} "
             f"| {r['map_unseen']:.1f} | {r['positive_rate_seen']:.1f} / {r['positive_rate_unseen']:.1f} |"
         )
     lines.append("")
