@@ -270,16 +270,6 @@ def _attribute_outputs(
     return region, presence
 
 
-def _presence_targets(split: ToySplit, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-    out = {}
-    for name, n in ATTRIBUTES:
-        table = getattr(split, name)[idx]
-        hot = torch.zeros(len(idx), n + 1)
-        hot.scatter_(1, torch.where(table >= 0, table, n), 1.0)
-        out[name] = hot[:, :n]
-    return out
-
-
 @torch.no_grad()
 def _probe(tower: _FeatureMaps, heads: _AttributeHeads, split: ToySplit) -> dict[str, float]:
     """Validation accuracy (%) of the per-object heads and of presence-based single-object category."""
@@ -328,6 +318,7 @@ def train_attributes(
         opt, max_lr=recipe.lr, total_steps=max(recipe.attribute_steps, 1), pct_start=recipe.warmup_fraction
     )
     gen = torch.Generator().manual_seed(seed)
+    presence_all = train.presence()  # (N, n) multi-hot per attribute, indexed by each batch
     start = time.perf_counter()
     probe: dict[str, float] = {}
     bar = progress(range(recipe.attribute_steps), desc=f"{desc}: attributes")
@@ -339,7 +330,7 @@ def train_attributes(
         region, presence = _attribute_outputs(tower, heads, train, idx, flip, permutation)
         valid = train.category[idx] >= 0
         true_color = (~shuffled)[:, None].expand_as(valid)[valid]  # objects whose colour is still true
-        targets = _presence_targets(train, idx)
+        targets = {n: table[idx] for n, table in presence_all.items()}
         losses = {}
         for n, _ in ATTRIBUTES:
             keep_obj = true_color if n == "color" else slice(None)
