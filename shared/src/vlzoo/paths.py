@@ -6,10 +6,13 @@ Nothing in this repo downloads weights or datasets: every loader takes a local p
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["cache_dir", "repo_root", "MissingLocalFile", "require_file", "require_dir"]
+__all__ = ["cache_dir", "cache_lock", "repo_root", "MissingLocalFile", "require_file", "require_dir"]
 
 
 class MissingLocalFile(FileNotFoundError):
@@ -36,6 +39,25 @@ def cache_dir(*parts: str) -> Path:
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def cache_lock(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on the cache entry ``path`` (the entry itself need not exist yet).
+
+    The lock is an ``fcntl.flock`` on the sibling ``.<name>.lock`` file: a second process that wants to build
+    the same entry waits here instead of training a duplicate (and, before this lock existed, deleting the
+    first one's staging folder), then sees the finished entry. The kernel releases it if the holder dies.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_file = path.with_name(f".{path.name}.lock")
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def require_file(path: str | os.PathLike, what: str, hint: str = "") -> Path:

@@ -7,8 +7,12 @@ Each architecture is one JSON file in ``model_configs/`` in open_clip's own form
   32), exact GELU (not QuickGELU), so it maps 1:1 onto HF CLIP with ``hidden_act="gelu"``; text tower with
   context 32, width 128, 4 blocks, 4 heads and open_clip's BPE vocabulary (49408).
 - ``vlzoo-tiny-convnext``: timm's ``test_convnext2`` (four stages, depths 1/1/1/1, dims 32/64/96/128,
-  0.48M trunk parameters, Linear-MLP blocks like ConvNeXt-L; GELU-tanh) at 128 px, built exactly like
-  ``convnext_large_d_320`` (``timm_pool ""``, ``timm_proj "mlp"``); same text tower. open_clip's JSON cannot
+  0.48M trunk parameters, Linear-MLP blocks like ConvNeXt-L; GELU-tanh) at 128 px, built like
+  ``convnext_large_d_320`` (``timm_proj "mlp"``) except for the global pooling: ``timm_pool "max"`` where
+  ConvNeXt-L keeps timm's average pooling. Measured on the toy world: an average over the 4 x 4 last map lets
+  the background textures swamp objects that cover a few cells, and the pooled embedding never learned which
+  colours were present (BCE stuck at its prior, 0.52-0.60 after 150 steps, against 0.32 with max pooling), so
+  zero-shot colour stayed at 15 %. Same text tower. open_clip's JSON cannot
   pass timm depths/dims, so the trunk size is changed by naming another timm ConvNeXt: ``test_convnext``
   (0.27M) < ``test_convnext2`` < ``convnext_atto`` (3.7M, depths 2/2/6/2; the whole CLIP builds in ~0.45 s
   against ~0.33 s with one thread on the loaded 2-core machine) < ``convnext_femto`` < ``convnext_pico``.
