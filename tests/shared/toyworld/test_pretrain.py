@@ -83,6 +83,18 @@ def test_pretraining_changes_the_towers(pretrained):
     assert visual_changed and text_changed
 
 
+def test_attribute_phase_leaves_no_hooks_on_the_convnext(world, tmp_path):
+    from vlzoo.clip import create_clip
+    from vlzoo.run import MetricsLog
+    from vlzoo.toyworld.pretrain import train_attributes
+
+    split = load_split(world / "train")
+    clip = create_clip("vlzoo-tiny-convnext")
+    recipe = _tiny_recipe(steps=1).convnext
+    train_attributes(clip, split, split, recipe, MetricsLog(tmp_path / "m.jsonl"), seed=0, desc="t")
+    assert all(not stage._forward_hooks for stage in clip.visual.trunk.stages)
+
+
 def test_complete_output_is_reused_and_force_retrains(pretrained, world):
     before = (pretrained / "report.json").stat().st_mtime_ns
     assert pretrain_toy_clips(_tiny_recipe(), world=world, out=pretrained) == pretrained

@@ -190,10 +190,11 @@ class _FeatureMaps:
         self.kind = clip.kind
         visual = clip.visual
         self._captured: dict[int, torch.Tensor] = {}
+        self._handles: list[Any] = []
         if self.kind == "convnext":
             self.stage_ids = (1, 2)
             for i in self.stage_ids:
-                visual.trunk.stages[i].register_forward_hook(self._hook(i))
+                self._handles.append(visual.trunk.stages[i].register_forward_hook(self._hook(i)))
         elif self.kind != "vit":
             raise ValueError(f"toy pretraining supports ViT and ConvNeXt towers, got {self.kind!r}")
 
@@ -202,6 +203,13 @@ class _FeatureMaps:
             self._captured[i] = output
 
         return capture
+
+    def close(self) -> None:
+        """Detach the hooks, so the trained CLIP runs (and later evaluations cost) exactly as a loaded one."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._captured.clear()
 
     def channels(self) -> list[int]:
         visual = self.clip.visual
@@ -353,6 +361,7 @@ def train_attributes(
             bar.set_postfix(loss=f"{loss.item():.2f}", cat=f"{probe['probe_object_category']:.0f}%")
         record["seconds"] = time.perf_counter() - start
         log.write(**record)
+    tower.close()
     clip.eval()
     return probe
 
