@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["cache_dir", "cache_lock", "repo_root", "MissingLocalFile", "require_file", "require_dir"]
+__all__ = ["cache_dir", "cache_lock", "staged_dir", "repo_root", "MissingLocalFile", "require_file", "require_dir"]
 
 
 class MissingLocalFile(FileNotFoundError):
@@ -58,6 +60,24 @@ def cache_lock(path: str | os.PathLike) -> Iterator[Path]:
             yield path
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder atomically: yield a fresh temporary sibling ``.<name>.partial-*`` of ``path``; when the
+    block finishes, replace ``path`` (if any) by it, and when it raises, delete it and leave ``path`` as it
+    was. Readers therefore never see a half-written folder, and an interrupted build leaves nothing behind.
+    """
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def require_file(path: str | os.PathLike, what: str, hint: str = "") -> Path:

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from vlzoo.paths import staged_dir
 from vlzoo.toyworld.annotate import TEXTS_PER_IMAGE, ImageRecords, build_image
 from vlzoo.toyworld.multilabel import TEST_HEADER, TRAIN_HEADER, csv_text, label_list_text
 from vlzoo.toyworld.world import (
@@ -311,16 +312,9 @@ def generate_world(
             )
             raise FileExistsError(f"{out} is not empty; {hint}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         _write_world(tmp, n_train, n_val, image_size, seed, show_progress, workers)
         os.chmod(tmp, 0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -46,8 +46,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -359,7 +357,7 @@ def toy_language_model(
     Returns:
         ``cache_dir("toylm", toy_lm_key(world, cfg))``, loadable with ``from_pretrained``.
     """
-    from vlzoo.paths import cache_dir
+    from vlzoo.paths import cache_dir, staged_dir
     from vlzoo.toyworld.generate import default_world
 
     cfg = cfg or ToyLMConfig()
@@ -368,15 +366,8 @@ def toy_language_model(
     path = base / toy_lm_key(world, cfg)
     if (path / _REPORT).is_file() and not force:
         return path
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=base))
-    try:
+    with staged_dir(path) as tmp:
         pretrain_toy_lm(tmp, world, cfg, show_progress=show_progress)
-        if path.exists():
-            shutil.rmtree(path)
-        os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -34,8 +34,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,7 +45,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from vlzoo.clip import create_clip, preprocess_images, save_hf_clip
-from vlzoo.paths import cache_dir, cache_lock
+from vlzoo.paths import cache_dir, cache_lock, staged_dir
 from vlzoo.run import MetricsLog, atomic_write_text, progress, seed_everything
 from vlzoo.toyworld.generate import default_world, read_manifest
 from vlzoo.toyworld.pretrain_data import ToySplit, load_split, object_weights
@@ -484,15 +482,8 @@ def pretrain_toy_clips(
     with cache_lock(out):  # a concurrent caller waits here, then reuses what this one trained
         if (out / "report.json").is_file() and not force:
             return out
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-        try:
+        with staged_dir(out) as staging:
             _pretrain_into(staging, recipe, world)
-            if out.exists():
-                shutil.rmtree(out)
-            staging.rename(out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     return out
 
 

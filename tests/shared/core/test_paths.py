@@ -1,0 +1,30 @@
+"""vlzoo.paths.staged_dir: a folder is replaced only by a complete build, and a failed build leaves no trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from vlzoo.paths import staged_dir
+
+
+def test_staged_dir_replaces_the_folder_only_when_the_build_finishes(tmp_path):
+    target = tmp_path / "entry"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with staged_dir(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".entry.partial-")
+        (tmp / "new.txt").write_text("new")
+        assert (target / "old.txt").is_file()  # readers still see the previous folder while building
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["entry"]
+
+
+def test_staged_dir_failure_keeps_the_previous_folder_and_removes_the_staging(tmp_path):
+    target = tmp_path / "entry"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="boom"), staged_dir(target) as tmp:
+        (tmp / "half.txt").write_text("half")
+        raise RuntimeError("boom")
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["entry"]
