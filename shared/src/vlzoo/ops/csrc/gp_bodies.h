@@ -9,7 +9,7 @@
 // Channel layout of a node row (double): [acc_0 .. acc_{K1-1} | sum_0 .. sum_{K1-1}], channel 0 is the
 // normaliser (signal of ones), channels 1..K the signal. `rows` points at channel 0 of node 0, `stride` is
 // the distance between nodes and `sum_offset` the distance from acc_k to sum_k. One call processes
-// n_channels consecutive channels: the CPU passes all K1 at once (contiguous vector updates), one CUDA
+// n_channels consecutive channels: the CPU passes a chunk of up to 8 (contiguous updates), one CUDA
 // thread passes a single channel.
 #pragma once
 
@@ -57,8 +57,10 @@ VLZOO_HD int64_t gp_merge_log(const int64_t* edges, int64_t n_edges, int64_t n_n
 // Replays the merge log with the lazy accumulators, then pushes the tags down the tag forest.
 // scaled_cost[t] = w_t / zeta^2 of merge t. On entry acc = 0 and sum = the node's own signal; on exit
 // acc_k[v] = sum_{j != v} exp(-w_vj / zeta^2) * p_k[j] (sum is left holding component sums).
-// kFixed > 0 fixes the channel count at compile time (n_channels is then ignored).
-template <int kFixed>
+// kFixed > 0 fixes the channel count at compile time (n_channels is then ignored). kWeights: the array
+// holds the merge weights exp(-w_t / zeta^2) themselves (the CPU computes them once per sample, not once
+// per channel chunk).
+template <int kFixed, bool kWeights = false>
 VLZOO_HD void gp_replay(const int32_t* log_x, const int32_t* log_y, const double* scaled_cost,
                         int64_t n_edges, double* rows, int64_t stride, int64_t sum_offset, int n_channels) {
   const int nc = kFixed > 0 ? kFixed : n_channels;
@@ -69,7 +71,7 @@ VLZOO_HD void gp_replay(const int32_t* log_x, const int32_t* log_y, const double
       prefetch_row(rows + static_cast<int64_t>(log_x[t + kPrefetchAhead]) * stride, row_bytes);
       prefetch_row(rows + static_cast<int64_t>(log_y[t + kPrefetchAhead]) * stride, row_bytes);
     }
-    const double e = exp(-scaled_cost[t]);
+    const double e = kWeights ? scaled_cost[t] : exp(-scaled_cost[t]);
     double* ax = rows + static_cast<int64_t>(log_x[t]) * stride;
     double* ay = rows + static_cast<int64_t>(log_y[t]) * stride;
     double* sx = ax + sum_offset;
