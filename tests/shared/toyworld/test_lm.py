@@ -90,6 +90,40 @@ def test_toy_language_model_is_cached_by_config(world, tmp_path, monkeypatch):
     assert not list(first.parent.glob(".*partial*"))
 
 
+def test_concurrent_callers_train_the_toy_lm_once(world, tmp_path, monkeypatch):
+    """Two callers wanting the same missing toy LM: one trains, the other waits on the cache lock and reuses
+    it (before the lock both trained, and the second rename deleted the folder the first had returned)."""
+    import threading
+
+    import vlzoo.toyworld.lm as lm
+
+    monkeypatch.setenv("VLZOO_CACHE", str(tmp_path / "cache"))
+    calls, results, errors = [], [], []
+    real = lm.pretrain_toy_lm
+
+    def counting(out, *args, **kwargs):
+        calls.append(out)
+        return real(out, *args, **kwargs)
+
+    monkeypatch.setattr(lm, "pretrain_toy_lm", counting)
+    cfg = ToyLMConfig(steps=2, **TINY)
+
+    def call():
+        try:
+            results.append(toy_language_model(cfg, world=world, show_progress=False))
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(calls) == 1
+    assert results[0] == results[1] and (results[0] / "report.json").is_file()
+    assert not list(results[0].parent.glob(".*partial*"))
+
+
 def test_config_errors():
     with pytest.raises(ValueError, match="vocab_size"):
         ToyLMConfig(vocab_size=100)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -340,13 +338,14 @@ def default_world(
 
     Lives in ``vlzoo.paths.cache_dir("toyworld") / world_key(...)``. A world is reused only when its
     manifest (written last) matches; generation goes to a temporary folder that is renamed into place, so
-    concurrent callers and interrupted runs never see a half-written world. ``workers`` as in
+    interrupted runs never leave a half-written world, and a concurrent caller waits on the entry's cache lock
+    (:func:`vlzoo.paths.cache_lock`) and then reuses the world instead of rendering it too. ``workers`` as in
     :func:`generate_world`.
 
     Returns:
         The world folder (holding ``train/``, ``val/`` and ``world.json``).
     """
-    from vlzoo.paths import cache_dir
+    from vlzoo.paths import cache_dir, cache_lock
 
     image_size = check_image_size(image_size)
     _check_counts(n_train, n_val, seed, workers)
@@ -354,19 +353,10 @@ def default_world(
     path = base / world_key(n_train, n_val, image_size, seed)
     if _is_world(path, n_train, n_val, image_size, seed):
         return path
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=base))
-    try:
-        _write_world(tmp, n_train, n_val, image_size, seed, show_progress, workers)
-        os.chmod(tmp, 0o755)
-        if path.exists() and not _is_world(path, n_train, n_val, image_size, seed):
-            shutil.rmtree(path)  # a stale or foreign folder under our key
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            if not _is_world(path, n_train, n_val, image_size, seed):  # someone else finished first: fine
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with cache_lock(path):  # a concurrent caller waits, then reuses this one's world instead of rendering it too
+        if _is_world(path, n_train, n_val, image_size, seed):
+            return path
+        with staged_dir(path) as tmp:  # also replaces a stale or foreign folder under our key
+            _write_world(tmp, n_train, n_val, image_size, seed, show_progress, workers)
+            os.chmod(tmp, 0o755)
     return path

@@ -357,7 +357,7 @@ def toy_language_model(
     Returns:
         ``cache_dir("toylm", toy_lm_key(world, cfg))``, loadable with ``from_pretrained``.
     """
-    from vlzoo.paths import cache_dir, staged_dir
+    from vlzoo.paths import cache_dir, cache_lock, staged_dir
     from vlzoo.toyworld.generate import default_world
 
     cfg = cfg or ToyLMConfig()
@@ -366,8 +366,13 @@ def toy_language_model(
     path = base / toy_lm_key(world, cfg)
     if (path / _REPORT).is_file() and not force:
         return path
-    with staged_dir(path) as tmp:
-        pretrain_toy_lm(tmp, world, cfg, show_progress=show_progress)
+    # A second caller waits here and then reuses the first one's model: without the lock both trained, and
+    # the later rename deleted the folder the first caller had returned (and might be reading).
+    with cache_lock(path):
+        if (path / _REPORT).is_file() and not force:
+            return path
+        with staged_dir(path) as tmp:
+            pretrain_toy_lm(tmp, world, cfg, show_progress=show_progress)
     return path
 
 
