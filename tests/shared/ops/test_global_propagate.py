@@ -124,8 +124,8 @@ def test_batch_and_channels_are_independent(impl, rng, ops):
 
 @pytest.mark.parametrize("channels", [7, 8, 15, 21])
 def test_wide_signals_replayed_in_channel_chunks_equal_the_oracle(channels, rng, ops):
-    # The CPU replays wide signals in chunks of at most 7 channels (cache-sized rows): every chunk width,
-    # including the uneven last chunk, must give the dense answer, in one call and with the tree given.
+    # The CPU replays wide signals in cache-sized channel chunks, the normaliser in the first: every chunk
+    # width, including uneven chunks, must give the dense answer, in one call and with the tree given.
     p, f = random_inputs((2, channels, 3, 7, 9), rng)
     tree = reference.grid_mst(f)
     expected = ops.bfs_global_propagate(p, f, 0.3, tree)
@@ -134,10 +134,11 @@ def test_wide_signals_replayed_in_channel_chunks_equal_the_oracle(channels, rng,
 
 
 def test_large_image_wide_chunks_equal_the_reference(rng, ops):
-    # Above about 320^2 pixels the CPU switches to wider chunks (7 channels); 15 channels at 330^2 replay in
-    # three chunks of 5, against the PyTorch reference (about 2 s).
+    # Above about 362^2 pixels the CPU switches to wider chunks (8 slots): 15 channels at 370^2 replay in two
+    # chunks (one thread) or three with their own ones channel (two threads, one sample); against the
+    # PyTorch reference (about 2 s).
     ops.cpu_ops()
-    p, f = random_inputs((1, 15, 3, 330, 330), rng)
+    p, f = random_inputs((1, 15, 3, 370, 370), rng)
     expected = global_propagate(p, f, 0.3, impl="reference")
     torch.testing.assert_close(global_propagate(p, f, 0.3, impl="cpu"), expected, rtol=0, atol=1e-10)
 

@@ -138,38 +138,41 @@ bool kruskal_grid(const scalar_t* f, int64_t C, int64_t H, int64_t W, int64_t* t
   return true;
 }
 
-// Channel chunks. A replay pass touches two random pixel rows per merge, each 2 * (chunk + 1) doubles (the
-// chunk's channels and the ones channel). All 21 channels of a VOC signal in one pass make 352-byte rows,
-// 23 MiB at 256^2, more than the last-level cache holds, and the pass runs at memory latency; the same log
-// replayed over narrower chunks stays in cache. Chunks of at most 4 channels (80-byte rows) while the
-// image's rows fit in kChunkCacheBytes; beyond that even narrow rows spill and fewer, wider passes (7
-// channels, 128-byte rows) cost less. Measured on one core of the (shared) 2-core machine, best of 7-40,
-// 21 channels, MST included: 96^2 one pass 2.09 ms, chunks of 4 / 7: 1.89 / 1.71 ms; 256^2 one pass
-// 22.1-30.5 ms, chunks of 4: 13.8-16.6 ms, of 7: 14.6-18.8 ms; 512^2 one pass 160 ms, chunks of 4 / 7:
-// 178 / 150 ms.
-constexpr int64_t kNarrowChunk = 4;
-constexpr int64_t kWideChunk = 7;
+// Channel chunks. A replay pass touches two random pixel rows per merge, each 2 * (its channels) doubles.
+// All 21 channels of a VOC signal and the ones channel in one pass make 352-byte rows, 23 MiB at 256^2, more
+// than the last-level cache holds, and the pass runs at memory latency; the same log replayed over narrower
+// chunks stays in cache. The channels of a sample are "slots": slot 0 is the ones channel (the normaliser),
+// slots 1..K the signal. Chunks hold at most 4 slots (64-byte rows) while the image's rows fit in
+// kChunkCacheBytes (up to about 362^2 pixels); beyond that even narrow rows spill and fewer, wider passes (8 slots, 128-byte rows)
+// cost less. Measured on one core of the (shared) 2-core machine, best of 7-40, 21 channels, MST included,
+// with the ones channel repeated in every chunk (before it was shared): 96^2 one pass 2.09 ms, chunks of
+// 4 / 7 channels 1.89 / 1.71 ms; 256^2 one pass 22.1-30.5 ms, chunks of 4: 13.8-16.6 ms, of 7: 14.6-18.8 ms;
+// 512^2 one pass 160 ms, chunks of 4 / 7: 178 / 150 ms.
+constexpr int64_t kNarrowSlots = 4;
+constexpr int64_t kWideSlots = 8;
 constexpr int64_t kChunkCacheBytes = int64_t{8} << 20;
 
-// Number of channel chunks per sample: enough to cap the chunk width, and enough that B * chunks tasks
-// keep every thread busy.
-int64_t channel_chunks(int64_t B, int64_t K, int64_t N) {
-  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
-  const int64_t narrow_bytes = N * 2 * (kNarrowChunk + 1) * static_cast<int64_t>(sizeof(double));
-  const int64_t width = narrow_bytes <= kChunkCacheBytes ? kNarrowChunk : kWideChunk;
-  const int64_t for_cache = (K + width - 1) / width;
-  return std::max<int64_t>(for_cache, std::min<int64_t>(K, (threads + B - 1) / B));
+// Slots per chunk for an image of N pixels.
+int64_t chunk_width(int64_t N) {
+  const int64_t narrow_bytes = N * 2 * kNarrowSlots * static_cast<int64_t>(sizeof(double));
+  return narrow_bytes <= kChunkCacheBytes ? kNarrowSlots : kWideSlots;
 }
 
-// Phase 2 for channels [k0, k1) of one sample: row = [acc(ones), acc(k0..k1) | sum(ones), sum(k0..k1)].
+// Phase 2 for slots [s0, s1) of one sample (a row = [acc of the slots | sum of the slots]). The chunk that
+// holds slot 0 replays the ones channel too and, when `inv_norm` is given, stores 1 / normaliser per pixel
+// there; a chunk without slot 0 reads the normalisers from `inv_norm`. Writes out = (acc + p) / normaliser
+// for its signal channels. weights[t] = exp(-w_t / zeta^2) of merge t.
 template <typename scalar_t>
-// weights[t] = exp(-w_t / zeta^2) of merge t.
-void replay_chunk(const scalar_t* p, scalar_t* out, int64_t N, int64_t k0, int64_t k1, const int32_t* log_x,
-                  const int32_t* log_y, const double* weights, int64_t n_edges) {
+void replay_chunk(const scalar_t* p, scalar_t* out, int64_t N, int64_t s0, int64_t s1, double* inv_norm,
+                  const int32_t* log_x, const int32_t* log_y, const double* weights, int64_t n_edges) {
   Workspace& ws = workspace();
-  const int64_t K1 = k1 - k0 + 1;
+  const bool ones = s0 == 0;
+  const int64_t K1 = s1 - s0;             // channels in a row
+  const int64_t first = ones ? 1 : 0;     // row column of the first signal channel
+  const int64_t k0 = ones ? 0 : s0 - 1;   // first signal channel
+  const int64_t kc = K1 - first;          // signal channels
   const int64_t stride = 2 * K1;
-  // Rows start on a cache line (a row then spans as few lines as its width allows).
+  // Rows start on a cache line (a 4-slot row is then exactly one line).
   ws.rows.resize(N * stride + 8);
   double* rows = ws.rows.data();
   rows += (64 - reinterpret_cast<uintptr_t>(rows) % 64) % 64 / sizeof(double);
@@ -177,26 +180,28 @@ void replay_chunk(const scalar_t* p, scalar_t* out, int64_t N, int64_t k0, int64
   // block stay in L1 while each plane is read / written as one contiguous run (a pixel-outer loop over K
   // interleaved planes thrashes the write-combining buffers).
   constexpr int64_t kBlock = 64;
-  const int64_t kc = k1 - k0;
-  double denominator[kBlock];  // reciprocals of the normalisers of the block's pixels
+  double inv[kBlock];  // reciprocals of the normalisers of the block's pixels
   for (int64_t v0 = 0; v0 < N; v0 += kBlock) {
     const int64_t v1 = std::min(N, v0 + kBlock);
-    for (int64_t v = v0; v < v1; ++v) {
-      double* r = rows + v * stride;
-      r[0] = 0.0;
-      r[K1] = 1.0;
+    if (ones) {
+      for (int64_t v = v0; v < v1; ++v) {
+        double* r = rows + v * stride;
+        r[0] = 0.0;
+        r[K1] = 1.0;
+      }
     }
     for (int64_t j = 0; j < kc; ++j) {
       const scalar_t* pj = p + (k0 + j) * N;
       for (int64_t v = v0; v < v1; ++v) {
         double* r = rows + v * stride;
-        r[1 + j] = 0.0;
-        r[K1 + 1 + j] = static_cast<double>(pj[v]);
+        r[first + j] = 0.0;
+        r[K1 + first + j] = static_cast<double>(pj[v]);
       }
     }
   }
-  // Compile-time widths for the chunk sizes channel_chunks produces, so the per-merge loops unroll.
+  // Compile-time widths for the chunk sizes the dispatcher produces, so the per-merge loops unroll.
   switch (K1) {
+    case 1: gp_replay<1, true>(log_x, log_y, weights, n_edges, rows, stride, K1, 1); break;
     case 2: gp_replay<2, true>(log_x, log_y, weights, n_edges, rows, stride, K1, 2); break;
     case 3: gp_replay<3, true>(log_x, log_y, weights, n_edges, rows, stride, K1, 3); break;
     case 4: gp_replay<4, true>(log_x, log_y, weights, n_edges, rows, stride, K1, 4); break;
@@ -209,25 +214,36 @@ void replay_chunk(const scalar_t* p, scalar_t* out, int64_t N, int64_t k0, int64
   for (int64_t v0 = 0; v0 < N; v0 += kBlock) {
     const int64_t v1 = std::min(N, v0 + kBlock);
     // One division per pixel, not per pixel and channel.
-    for (int64_t v = v0; v < v1; ++v) denominator[v - v0] = 1.0 / (rows[v * stride] + 1.0);
+    if (ones) {
+      for (int64_t v = v0; v < v1; ++v) inv[v - v0] = 1.0 / (rows[v * stride] + 1.0);
+      if (inv_norm != nullptr) std::copy(inv, inv + (v1 - v0), inv_norm + v0);
+    } else {
+      std::copy(inv_norm + v0, inv_norm + v1, inv);
+    }
     for (int64_t j = 0; j < kc; ++j) {
       const scalar_t* pj = p + (k0 + j) * N;
       scalar_t* oj = out + (k0 + j) * N;
       for (int64_t v = v0; v < v1; ++v) {
-        oj[v] = static_cast<scalar_t>((rows[v * stride + 1 + j] + static_cast<double>(pj[v])) * denominator[v - v0]);
+        oj[v] = static_cast<scalar_t>((rows[v * stride + first + j] + static_cast<double>(pj[v])) * inv[v - v0]);
       }
     }
   }
 }
 
 // Phase 2 for every sample: y = (acc + p) / (acc_ones + 1).
+//
+// One thread (or at least as many samples as threads): the K + 1 slots of a sample are cut into chunks and
+// the ones channel is replayed once, in the first chunk, whose normalisers the other chunks then reuse (two
+// parallel phases). Fewer samples than threads: the threads also need the chunks of one sample in parallel,
+// so every chunk carries its own copy of the ones channel and all chunks run at once.
 void replay_all(const at::Tensor& signal, at::Tensor& out, const at::Tensor& log_x, const at::Tensor& log_y,
                 const at::Tensor& scaled_cost) {
   const int64_t B = signal.size(0);
   const int64_t K = signal.size(1);
   const int64_t N = signal.size(2) * signal.size(3);
   const int64_t n_edges = N - 1;
-  const int64_t chunks = channel_chunks(B, K, N);
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t width = chunk_width(N);
   // The merge weights once per sample (every chunk replays the same log).
   at::Tensor weights = at::exp(-scaled_cost);
   AT_DISPATCH_FLOATING_TYPES(signal.scalar_type(), "vlzoo_gp_replay", [&] {
@@ -235,17 +251,43 @@ void replay_all(const at::Tensor& signal, at::Tensor& out, const at::Tensor& log
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     const int32_t* lx = log_x.const_data_ptr<int32_t>();
     const int32_t* ly = log_y.const_data_ptr<int32_t>();
-    const double* sc = weights.const_data_ptr<double>();
-    at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / chunks;
-        const int64_t c = task % chunks;
-        const int64_t k0 = c * K / chunks;
-        const int64_t k1 = (c + 1) * K / chunks;
-        replay_chunk<scalar_t>(p + b * K * N, o + b * K * N, N, k0, k1, lx + b * n_edges, ly + b * n_edges,
-                               sc + b * n_edges, n_edges);
+    const double* w = weights.const_data_ptr<double>();
+    auto run = [&](int64_t b, int64_t s0, int64_t s1, double* inv_norm) {
+      replay_chunk<scalar_t>(p + b * K * N, o + b * K * N, N, s0, s1, inv_norm, lx + b * n_edges, ly + b * n_edges,
+                             w + b * n_edges, n_edges);
+    };
+    if (threads == 1 || B >= threads) {
+      const int64_t slots = K + 1;
+      const int64_t chunks = (slots + width - 1) / width;
+      std::vector<double> inv_norm(chunks > 1 ? B * N : 0);
+      double* inv = chunks > 1 ? inv_norm.data() : nullptr;
+      at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) run(b, 0, slots / chunks, inv ? inv + b * N : nullptr);
+      });
+      if (chunks > 1) {
+        at::parallel_for(0, B * (chunks - 1), 1, [&](int64_t begin, int64_t end) {
+          for (int64_t task = begin; task < end; ++task) {
+            const int64_t b = task / (chunks - 1);
+            const int64_t c = 1 + task % (chunks - 1);
+            run(b, c * slots / chunks, (c + 1) * slots / chunks, inv + b * N);
+          }
+        });
       }
-    });
+    } else {
+      const int64_t per_chunk = std::max<int64_t>(1, width - 1);  // signal channels next to the ones copy
+      const int64_t chunks = std::max<int64_t>((K + per_chunk - 1) / per_chunk, std::min<int64_t>(K, (threads + B - 1) / B));
+      at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) {
+          const int64_t b = task / chunks;
+          const int64_t c = task % chunks;
+          // The ones channel + signal channels [k0, k1), passed as a view whose channel 0 is k0.
+          const int64_t k0 = c * K / chunks;
+          const int64_t k1 = (c + 1) * K / chunks;
+          replay_chunk<scalar_t>(p + b * K * N + k0 * N, o + b * K * N + k0 * N, N, 0, k1 - k0 + 1, nullptr,
+                                 lx + b * n_edges, ly + b * n_edges, w + b * n_edges, n_edges);
+        }
+      });
+    }
   });
 }
 
