@@ -58,6 +58,12 @@ def test_committed_readme_table_matches_committed_results():
     assert {"methods", "seeds", "steps", "wall_time_s"} <= set(results)  # the layout the issue fixes
     assert set(results["methods"]) == set(reproduce.METHODS)
     assert all({"accuracy", "visual_tokens"} <= set(m) for m in results["methods"].values())
+    # ... and from the command's defaults, so `make reproduce-tokenpacker` reruns exactly this budget
+    defaults = reproduce.ReproduceConfig()
+    assert results["stage_steps"] == {"stage1": defaults.stage1_steps, "stage2": defaults.stage2_steps}
+    assert results["batch_sizes"] == {"stage1": defaults.stage1_batch, "stage2": defaults.stage2_batch}
+    assert results["learning_rates"] == {"stage1": defaults.stage1_lr, "stage2": defaults.stage2_lr}
+    assert results["seeds"] == list(defaults.seeds)
     text = (REPO / "tokenpacker" / "README.md").read_text()
     block = text.split(reproduce.TABLE_START, 1)[1].split(reproduce.TABLE_END, 1)[0].strip()
     assert block == reproduce.render_table(results)
