@@ -30,6 +30,32 @@ def world(tmp_path_factory) -> Path:
     return generate_world(tmp_path_factory.mktemp("toyworld") / "world", N_TRAIN, N_VAL, IMAGE_SIZE, SEED)
 
 
+@pytest.fixture
+def concurrently():
+    """``concurrently(fn, n=2)``: run ``fn()`` in ``n`` threads at once; returns (their results, the exceptions
+    they raised). For the cache-lock tests."""
+    return _call_concurrently
+
+
+def _call_concurrently(fn, n: int = 2) -> tuple[list, list]:
+    import threading
+
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(fn())
+        except Exception as exc:  # surfaced by the caller's assertions
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
 @dataclass
 class Obj:
     """One object as the files describe it."""

@@ -82,13 +82,11 @@ def test_default_world_is_generated_once_and_reused(tmp_path, monkeypatch):
     assert sorted(p.name for p in base.iterdir()) == sorted([key, f".{key}.lock"])  # no staging left
 
 
-def test_concurrent_callers_render_the_default_world_once(tmp_path, monkeypatch):
-    import threading
-
+def test_concurrent_callers_render_the_default_world_once(tmp_path, monkeypatch, concurrently):
     import vlzoo.toyworld.generate as generate
 
     monkeypatch.setenv("VLZOO_CACHE", str(tmp_path / "cache"))
-    calls, results, errors = [], [], []
+    calls = []
     real = generate._write_world
 
     def counting(out, *args):
@@ -97,16 +95,6 @@ def test_concurrent_callers_render_the_default_world_once(tmp_path, monkeypatch)
 
     monkeypatch.setattr(generate, "_write_world", counting)
 
-    def call():
-        try:
-            results.append(default_world(3, 2, 40, 1, show_progress=False))
-        except Exception as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=call) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = concurrently(lambda: default_world(3, 2, 40, 1, show_progress=False))
     assert errors == [] and len(calls) == 1
     assert results[0] == results[1] and (results[0] / "world.json").is_file()

@@ -90,15 +90,13 @@ def test_toy_language_model_is_cached_by_config(world, tmp_path, monkeypatch):
     assert not list(first.parent.glob(".*partial*"))
 
 
-def test_concurrent_callers_train_the_toy_lm_once(world, tmp_path, monkeypatch):
+def test_concurrent_callers_train_the_toy_lm_once(world, tmp_path, monkeypatch, concurrently):
     """Two callers wanting the same missing toy LM: one trains, the other waits on the cache lock and reuses
     it (before the lock both trained, and the second rename deleted the folder the first had returned)."""
-    import threading
-
     import vlzoo.toyworld.lm as lm
 
     monkeypatch.setenv("VLZOO_CACHE", str(tmp_path / "cache"))
-    calls, results, errors = [], [], []
+    calls = []
     real = lm.pretrain_toy_lm
 
     def counting(out, *args, **kwargs):
@@ -108,17 +106,7 @@ def test_concurrent_callers_train_the_toy_lm_once(world, tmp_path, monkeypatch):
     monkeypatch.setattr(lm, "pretrain_toy_lm", counting)
     cfg = ToyLMConfig(steps=2, **TINY)
 
-    def call():
-        try:
-            results.append(toy_language_model(cfg, world=world, show_progress=False))
-        except Exception as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=call) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = concurrently(lambda: toy_language_model(cfg, world=world, show_progress=False))
     assert errors == [] and len(calls) == 1
     assert results[0] == results[1] and (results[0] / "report.json").is_file()
     assert not list(results[0].parent.glob(".*partial*"))

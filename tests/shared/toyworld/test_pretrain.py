@@ -101,11 +101,9 @@ def test_complete_output_is_reused_and_force_retrains(pretrained, world):
     assert (pretrained / "report.json").stat().st_mtime_ns == before
 
 
-def test_concurrent_callers_train_once_and_share_the_result(world, tmp_path, monkeypatch):
+def test_concurrent_callers_train_once_and_share_the_result(world, tmp_path, monkeypatch, concurrently):
     """Two processes asking for the same missing toy CLIP: the second waits on the cache lock and reuses the
     first one's folder (before the lock, the second deleted the first one's staging folder mid-run)."""
-    import threading
-
     import vlzoo.toyworld.pretrain as pretrain
 
     calls = []
@@ -117,19 +115,8 @@ def test_concurrent_callers_train_once_and_share_the_result(world, tmp_path, mon
 
     monkeypatch.setattr(pretrain, "_pretrain_into", counting)
     out = tmp_path / "shared_run"
-    results, errors = [], []
 
-    def call():
-        try:
-            results.append(pretrain_toy_clips(_tiny_recipe(), world=world, out=out))
-        except Exception as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=call) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = concurrently(lambda: pretrain_toy_clips(_tiny_recipe(), world=world, out=out))
     assert errors == [] and results == [out, out]
     assert len(calls) == 1
     lines = (out / "metrics_vit.jsonl").read_text().splitlines()
