@@ -67,9 +67,9 @@ class ReproduceConfig:
     """Methods to run (keys of METHODS)."""
     seeds: tuple[int, ...] = (0,)
     """Seeds; each method runs once per seed and the table shows the mean."""
-    stage1_steps: int = 80
+    stage1_steps: int = 200
     """Stage-1 optimizer steps (batch ``stage1_batch``)."""
-    stage2_steps: int = 200
+    stage2_steps: int = 600
     """Stage-2 optimizer steps (batch ``stage2_batch``)."""
     stage1_batch: int = 32
     """Stage-1 batch size (official 256 global)."""
@@ -79,7 +79,7 @@ class ReproduceConfig:
     """Stage-1 peak lr (official 1e-3)."""
     stage2_lr: float = 1e-3
     """Stage-2 peak lr (official 2e-5 for Vicuna; the toy LM is 8,000x smaller, was pretrained at 1e-3 and
-    trains 200 steps)."""
+    trains 600 steps)."""
     questions_per_category: int = 60
     """Evaluation subset: this many val questions per category (8 categories), seeded, same for all methods."""
     tps_questions: int = 24
