@@ -11,10 +11,10 @@ import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["cache_dir", "cache_lock", "staged_dir", "repo_root", "MissingLocalFile", "require_file", "require_dir"]
+__all__ = ["cache_dir", "cache_lock", "staged_dir", "build_once", "repo_root", "MissingLocalFile", "require_file", "require_dir"]
 
 
 class MissingLocalFile(FileNotFoundError):
@@ -78,6 +78,30 @@ def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def build_once(
+    path: str | os.PathLike,
+    is_complete: Callable[[Path], bool],
+    build: Callable[[Path], object],
+    *,
+    force: bool = False,
+) -> Path:
+    """The cache entry ``path``, built by ``build(staging_folder)`` unless ``is_complete(path)`` already holds.
+
+    Checked again under :func:`cache_lock`, so of concurrent callers one builds and the others wait and reuse
+    it; the build goes through :func:`staged_dir`, so a failed or interrupted one leaves ``path`` as it was.
+    ``force`` rebuilds even a complete entry.
+    """
+    path = Path(path)
+    if not force and is_complete(path):
+        return path
+    with cache_lock(path):
+        if not force and is_complete(path):
+            return path
+        with staged_dir(path) as staging:
+            build(staging)
+    return path
 
 
 def require_file(path: str | os.PathLike, what: str, hint: str = "") -> Path:

@@ -28,3 +28,23 @@ def test_staged_dir_failure_keeps_the_previous_folder_and_removes_the_staging(tm
         raise RuntimeError("boom")
     assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["entry"]
+
+
+def test_build_once_builds_a_missing_or_incomplete_entry_and_reuses_a_complete_one(tmp_path):
+    from vlzoo.paths import build_once
+
+    calls = []
+
+    def build(staging):
+        calls.append(staging)
+        (staging / "done").write_text(str(len(calls)))
+
+    def complete(p):
+        return (p / "done").is_file()
+
+    entry = tmp_path / "entry"
+    entry.mkdir()  # present but incomplete: rebuilt
+    assert build_once(entry, complete, build) == entry and (entry / "done").read_text() == "1"
+    assert build_once(entry, complete, build) == entry and len(calls) == 1  # complete: reused
+    assert build_once(entry, complete, build, force=True) == entry and (entry / "done").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".entry.lock", "entry"]

@@ -345,18 +345,14 @@ def default_world(
     Returns:
         The world folder (holding ``train/``, ``val/`` and ``world.json``).
     """
-    from vlzoo.paths import cache_dir, cache_lock
+    from vlzoo.paths import build_once, cache_dir
 
     image_size = check_image_size(image_size)
     _check_counts(n_train, n_val, seed, workers)
-    base = cache_dir("toyworld")
-    path = base / world_key(n_train, n_val, image_size, seed)
-    if _is_world(path, n_train, n_val, image_size, seed):
-        return path
-    with cache_lock(path):  # a concurrent caller waits, then reuses this one's world instead of rendering it too
-        if _is_world(path, n_train, n_val, image_size, seed):
-            return path
-        with staged_dir(path) as tmp:  # also replaces a stale or foreign folder under our key
-            _write_world(tmp, n_train, n_val, image_size, seed, show_progress, workers)
-            os.chmod(tmp, 0o755)
-    return path
+    path = cache_dir("toyworld") / world_key(n_train, n_val, image_size, seed)
+
+    def build(tmp: Path) -> None:  # the staged build also replaces a stale or foreign folder under our key
+        _write_world(tmp, n_train, n_val, image_size, seed, show_progress, workers)
+        os.chmod(tmp, 0o755)
+
+    return build_once(path, lambda p: _is_world(p, n_train, n_val, image_size, seed), build)

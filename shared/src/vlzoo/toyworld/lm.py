@@ -357,23 +357,19 @@ def toy_language_model(
     Returns:
         ``cache_dir("toylm", toy_lm_key(world, cfg))``, loadable with ``from_pretrained``.
     """
-    from vlzoo.paths import cache_dir, cache_lock, staged_dir
+    from vlzoo.paths import build_once, cache_dir
     from vlzoo.toyworld.generate import default_world
 
     cfg = cfg or ToyLMConfig()
     world = Path(world) if world is not None else default_world(seed=LM_WORLD_SEED, show_progress=show_progress)
-    base = cache_dir("toylm")
-    path = base / toy_lm_key(world, cfg)
-    if (path / _REPORT).is_file() and not force:
-        return path
-    # A second caller waits here and then reuses the first one's model: without the lock both trained, and
-    # the later rename deleted the folder the first caller had returned (and might be reading).
-    with cache_lock(path):
-        if (path / _REPORT).is_file() and not force:
-            return path
-        with staged_dir(path) as tmp:
-            pretrain_toy_lm(tmp, world, cfg, show_progress=show_progress)
-    return path
+    # Under the cache lock a second caller waits and reuses the first one's model: without it both trained,
+    # and the later rename deleted the folder the first caller had returned (and might be reading).
+    return build_once(
+        cache_dir("toylm") / toy_lm_key(world, cfg),
+        lambda p: (p / _REPORT).is_file(),
+        lambda tmp: pretrain_toy_lm(tmp, world, cfg, show_progress=show_progress),
+        force=force,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from vlzoo.clip import create_clip, preprocess_images, save_hf_clip
-from vlzoo.paths import cache_dir, cache_lock, staged_dir
+from vlzoo.paths import build_once, cache_dir
 from vlzoo.run import MetricsLog, atomic_write_text, progress, seed_everything
 from vlzoo.toyworld.generate import default_world, read_manifest
 from vlzoo.toyworld.pretrain_data import ToySplit, load_split, object_weights
@@ -477,14 +477,11 @@ def pretrain_toy_clips(
     recipe = recipe or ToyClipRecipe()
     world = Path(world) if world is not None else default_world()
     out = Path(out) if out is not None else cache_dir("toyclip") / recipe_key(recipe, world)
-    if (out / "report.json").is_file() and not force:
-        return out
-    with cache_lock(out):  # a concurrent caller waits here, then reuses what this one trained
-        if (out / "report.json").is_file() and not force:
-            return out
-        with staged_dir(out) as staging:
-            _pretrain_into(staging, recipe, world)
-    return out
+    # A concurrent caller waits on the cache lock, then reuses what this one trained.
+    return build_once(
+        out, lambda p: (p / "report.json").is_file(), lambda staging: _pretrain_into(staging, recipe, world),
+        force=force,
+    )
 
 
 def _pretrain_into(staging: Path, recipe: ToyClipRecipe, world: Path) -> None:

@@ -143,8 +143,8 @@ bool kruskal_grid(const scalar_t* f, int64_t C, int64_t H, int64_t W, int64_t* t
 // than the last-level cache holds, and the pass runs at memory latency; the same log replayed over narrower
 // chunks stays in cache. The channels of a sample are "slots": slot 0 is the ones channel (the normaliser),
 // slots 1..K the signal. Chunks hold at most 4 slots (64-byte rows) while the image's rows fit in
-// kChunkCacheBytes (up to about 362^2 pixels); beyond that even narrow rows spill and fewer, wider passes (8 slots, 128-byte rows)
-// cost less. Measured on one core of the (shared) 2-core machine, best of 7-40, 21 channels, MST included,
+// kChunkCacheBytes (up to about 362^2 pixels); beyond that even narrow rows spill and fewer, wider passes
+// (8 slots, 128-byte rows) cost less. Measured on one core of the (shared) 2-core machine, best of 7-40, 21 channels, MST included,
 // with the ones channel repeated in every chunk (before it was shared): 96^2 one pass 2.09 ms, chunks of
 // 4 / 7 channels 1.89 / 1.71 ms; 256^2 one pass 22.1-30.5 ms, chunks of 4: 13.8-16.6 ms, of 7: 14.6-18.8 ms;
 // 512^2 one pass 160 ms, chunks of 4 / 7: 178 / 150 ms.
