@@ -14,7 +14,8 @@ faster; the projector itself is cheap. Measured here, on random-initialised mode
 Printed ratios: prefill speed-up vs MLP-576 next to the ideal ``(T_text + 576) / (T_text + M)`` (the share of
 the ideal reached; goal >= 85 %), decode tokens/s, the paper's TPS (generated tokens over the whole
 ``generate`` wall time), and projector time relative to the MLP and to the official TokenPacker call.
-Timings are the best of ``--repeats`` runs after one warm-up, in one process, so ratios are comparable.
+Timings are the best of ``--repeats`` runs after one warm-up, in one process, the compared calls taking turns
+(one run each per round), so ratios are comparable even when the load of a shared machine changes.
 """
 
 from __future__ import annotations
@@ -34,15 +35,19 @@ from tokenpacker.projectors import MLPProjector
 __all__ = ["main", "run_benchmark"]
 
 
-def _best_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Best of ``repeats`` timed runs after one warm-up (the run least disturbed by other load, as ``timeit``)."""
-    fn()  # warm-up (allocator, kernels)
-    times = []
+def _best_seconds(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best of ``repeats`` timed runs of each function after one warm-up (the run least disturbed by other load,
+    as ``timeit``). The functions take turns, one run each per round, so a change of load on a shared machine
+    slows all of them alike and the ratios between them stay fair."""
+    for fn in fns.values():
+        fn()  # warm-up (allocator, kernels)
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return min(times)
+        for name, fn in fns.items():
+            began = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - began)
+    return best
 
 
 def _projectors(vision_dim: int, levels: int, llm_dim: int, grid: int, scales: Sequence[int], heads: int):
@@ -80,10 +85,21 @@ def run_benchmark(
     real = _projectors(vision_dim, levels, projector_llm_dim, grid, scales[:1], heads)
     mlp_name, packer_name = list(real)
     packer = real[packer_name]
-    projector_s = {mlp_name: _best_seconds(lambda: real[mlp_name](x), repeats)}
-    for impl in ("official", "sdpa"):
-        packer.attention = impl
-        projector_s[f"{packer_name}_{impl}"] = _best_seconds(lambda: packer(x, x_multi), repeats)
+
+    def packer_call(impl: str) -> Callable[[], object]:
+        def call():
+            packer.attention = impl
+            return packer(x, x_multi)
+
+        return call
+
+    projector_s = _best_seconds(
+        {
+            mlp_name: lambda: real[mlp_name](x),
+            **{f"{packer_name}_{impl}": packer_call(impl) for impl in ("official", "sdpa")},
+        },
+        repeats,
+    )
 
     # 2. prefill and generation of a mid-size LLaMA on each projector's visual tokens
     head_dim = 128 if width >= 128 else width // 2
@@ -96,24 +112,29 @@ def run_benchmark(
     ).eval()
     text = llm.get_input_embeddings()(torch.randint(3, vocab, (batch, text_tokens)))
     split = text_tokens // 2  # visual tokens in the middle of the prompt, as after LLaVA's system prompt
-    rows = {}
+    prompts = {}
     for name, projector in _projectors(vision_dim, levels, width, grid, scales, heads).items():
         visual = projector(x, x_multi) if isinstance(projector, TokenPacker) else projector(x)
-        embeds = torch.cat([text[:, :split], visual, text[:, split:]], dim=1)
-        prefill = _best_seconds(lambda e=embeds: llm(inputs_embeds=e, use_cache=True, logits_to_keep=1), repeats)
+        prompts[name] = torch.cat([text[:, :split], visual, text[:, split:]], dim=1)
 
-        def generate(e=embeds):
-            return llm.generate(inputs_embeds=e, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                do_sample=False, use_cache=True, pad_token_id=0)
+    def prefill(e: torch.Tensor) -> Callable[[], object]:
+        return lambda: llm(inputs_embeds=e, use_cache=True, logits_to_keep=1)
 
-        total = _best_seconds(generate, repeats)
-        decode = max(total - prefill, 1e-9)
+    def generate(e: torch.Tensor) -> Callable[[], object]:
+        return lambda: llm.generate(inputs_embeds=e, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                    do_sample=False, use_cache=True, pad_token_id=0)
+
+    prefill_s = _best_seconds({name: prefill(e) for name, e in prompts.items()}, repeats)
+    generate_s = _best_seconds({name: generate(e) for name, e in prompts.items()}, repeats)
+    rows = {}
+    for name, e in prompts.items():
+        decode = max(generate_s[name] - prefill_s[name], 1e-9)
         rows[name] = {
-            "visual_tokens": int(visual.shape[1]),
-            "prefill_s": prefill,
-            "generate_s": total,
+            "visual_tokens": int(e.shape[1] - text_tokens),
+            "prefill_s": prefill_s[name],
+            "generate_s": generate_s[name],
             "decode_tokens_per_s": batch * (new_tokens - 1) / decode,  # the first token comes from the prefill
-            "tps": batch * new_tokens / total,
+            "tps": batch * new_tokens / generate_s[name],
         }
     base = rows[mlp_name]
     for row in rows.values():
