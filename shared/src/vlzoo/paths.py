@@ -14,7 +14,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["cache_dir", "cache_lock", "staged_dir", "build_once", "repo_root", "MissingLocalFile", "require_file", "require_dir"]
+__all__ = [
+    "cache_dir", "cache_lock", "staged_dir", "build_once", "repo_root", "MissingLocalFile", "require_file", "require_dir",
+]
 
 
 class MissingLocalFile(FileNotFoundError):

@@ -144,10 +144,12 @@ bool kruskal_grid(const scalar_t* f, int64_t C, int64_t H, int64_t W, int64_t* t
 // chunks stays in cache. The channels of a sample are "slots": slot 0 is the ones channel (the normaliser),
 // slots 1..K the signal. Chunks hold at most 4 slots (64-byte rows) while the image's rows fit in
 // kChunkCacheBytes (up to about 362^2 pixels); beyond that even narrow rows spill and fewer, wider passes
-// (8 slots, 128-byte rows) cost less. Measured on one core of the (shared) 2-core machine, best of 7-40, 21 channels, MST included,
-// with the ones channel repeated in every chunk (before it was shared): 96^2 one pass 2.09 ms, chunks of
-// 4 / 7 channels 1.89 / 1.71 ms; 256^2 one pass 22.1-30.5 ms, chunks of 4: 13.8-16.6 ms, of 7: 14.6-18.8 ms;
-// 512^2 one pass 160 ms, chunks of 4 / 7: 178 / 150 ms.
+// (8 slots, 128-byte rows) cost less. Measured on one core of the (shared) 2-core machine, best of 7-40,
+// 21 channels, MST included, with the ones channel repeated in every chunk (before it was shared): 96^2 one
+// pass 2.09 ms, chunks of 4 / 7 channels 1.89 / 1.71 ms; 256^2 one pass 22.1-30.5 ms, chunks of 4:
+// 13.8-16.6 ms, of 7: 14.6-18.8 ms; 512^2 one pass 160 ms, chunks of 4 / 7: 178 / 150 ms. Numbering the rows
+// by absorption order or by 8 x 8 / 16 x 16 pixel tiles instead of row-major order was slower at 96^2 and
+// 256^2 (row-major keeps the two components of a merge, spatial neighbours, close in memory).
 constexpr int64_t kNarrowSlots = 4;
 constexpr int64_t kWideSlots = 8;
 constexpr int64_t kChunkCacheBytes = int64_t{8} << 20;
