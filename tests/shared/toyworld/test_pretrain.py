@@ -188,7 +188,8 @@ def test_toy_templates_are_format_strings_with_one_slot():
 
 @pytest.mark.slow
 def test_full_pretrain_learns_colour_and_aligns_text(tmp_path):
-    """The default recipe on the default world (about 23 min on 2 quiet cores, 31 min measured with a second job): what it does reach."""
+    """The default recipe on the default world, what it does reach (about 23 min on 2 quiet cores; 31 min measured
+    with a second job, 45 min in the slow suite of 2026-12-01 night, the machine's neighbours busy)."""
     from vlzoo.toyworld import default_world
 
     out = pretrain_toy_clips(ToyClipRecipe(), world=default_world(show_progress=False), out=tmp_path / "toyclip")
