@@ -7,6 +7,7 @@ Nothing in this repo downloads weights or datasets: every loader takes a local p
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -65,18 +66,27 @@ def cache_lock(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
+def staged_dir(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
     """Build a folder atomically: yield a fresh temporary sibling ``.<name>.partial-*`` of ``path``; when the
     block finishes, replace ``path`` (if any) by it, and when it raises, delete it and leave ``path`` as it
     was. Readers therefore never see a half-written folder, and an interrupted build leaves nothing behind.
+
+    With ``replace=False`` the finished folder only takes the place of a missing or empty ``path``: if
+    something filled ``path`` meanwhile (a concurrent build), the rename fails, the staged folder is deleted
+    and :class:`FileExistsError` is raised, so a concurrent writer's folder is never silently replaced.
     """
     path = Path(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
+        if replace and path.exists():
             shutil.rmtree(path)
-        os.rename(tmp, path)
+        try:
+            os.rename(tmp, path)  # onto a missing or empty folder only (POSIX), atomically
+        except OSError as err:
+            if replace or err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise FileExistsError(f"{path} was filled by another writer while this one was being built") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -30,6 +30,22 @@ def test_staged_dir_failure_keeps_the_previous_folder_and_removes_the_staging(tm
     assert [p.name for p in tmp_path.iterdir()] == ["entry"]
 
 
+def test_staged_dir_without_replace_lands_on_an_empty_folder_but_never_replaces_a_filled_one(tmp_path):
+    target = tmp_path / "entry"
+    target.mkdir()  # empty: taken over
+    with staged_dir(target, replace=False) as tmp:
+        (tmp / "mine.txt").write_text("mine")
+    assert sorted(p.name for p in target.iterdir()) == ["mine.txt"]
+    # A concurrent writer fills the folder while this build runs: this build is refused and cleaned up.
+    other = tmp_path / "other"
+    with pytest.raises(FileExistsError, match="filled by another writer"), staged_dir(other, replace=False) as tmp:
+        (tmp / "late.txt").write_text("late")
+        other.mkdir()
+        (other / "first.txt").write_text("first")
+    assert sorted(p.name for p in other.iterdir()) == ["first.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry", "other"]
+
+
 def test_build_once_builds_a_missing_or_incomplete_entry_and_reuses_a_complete_one(tmp_path):
     from vlzoo.paths import build_once
 

@@ -61,6 +61,31 @@ def test_generate_world_refuses_a_foreign_folder(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_concurrent_generate_world_calls_on_one_folder_do_not_overwrite_each_other(tmp_path):
+    """Of two concurrent calls, the one that finishes second refuses the filled folder (no silent replacement)."""
+    import threading
+
+    out = tmp_path / "w"
+    results: dict[int, object] = {}
+
+    def call(seed: int) -> None:
+        try:
+            results[seed] = generate_world(out, 2, 0, 32, seed)
+        except FileExistsError as err:
+            results[seed] = err
+
+    threads = [threading.Thread(target=call, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    errors = [r for r in results.values() if isinstance(r, FileExistsError)]
+    assert len(errors) == 1, results
+    winner = next(seed for seed, r in results.items() if not isinstance(r, FileExistsError))
+    assert json.loads((out / "world.json").read_text())["seed"] == winner
+    assert [p.name for p in tmp_path.iterdir()] == ["w"], "a staging folder was left behind"
+
+
 def test_parser_lists_the_commands():
     help_text = build_parser().format_help()
     assert "generate" in help_text and "default" in help_text

@@ -310,7 +310,9 @@ def generate_world(
             )
             raise FileExistsError(f"{out} is not empty; {hint}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with staged_dir(out) as tmp:
+    # Without overwrite, the finished world only lands on a missing or still-empty `out`: of two concurrent
+    # calls on one folder, the second to finish gets FileExistsError instead of replacing the first's world.
+    with staged_dir(out, replace=overwrite) as tmp:
         _write_world(tmp, n_train, n_val, image_size, seed, show_progress, workers)
         os.chmod(tmp, 0o755)
     return out
