@@ -34,3 +34,13 @@ def test_main_prints_ratios_and_saves_the_plot(tmp_path, capsys, ops):
     names = {row["name"] for row in numbers["rows"]}
     assert {"grid MST (C++)", "MST + GP (C++)", "SciPy minimum_spanning_tree", "dense O(N^2) (tree given)"} <= names
     assert all(row["best_ms"] > 0 for row in numbers["rows"])
+
+
+def test_compared_calls_are_measured_in_turns_after_a_warm_up_round():
+    order = []
+    calls = {name: (lambda name=name: order.append(name) or name) for name in ("one", "many")}
+    timed = bench.measure_interleaved(calls, repeats=3, budget_s=60.0)
+    assert order == ["one", "many"] * 4  # the warm-up round, then 3 timed rounds, alternating
+    assert set(timed) == {"one", "many"}
+    for name, (best, median, cpu, result) in timed.items():
+        assert 0 <= best <= median and cpu >= 0 and result == name
