@@ -155,7 +155,10 @@ def run(args: argparse.Namespace) -> dict:
     rows: list[dict] = []
     checks: list[str] = []
 
-    def record(name: str, size: int, channels: int, fn: Callable[[], object], budget: float = 3.0, timed=None):
+    def record(
+        name: str, size: int, channels: int, fn: Callable[[], object], budget: float = 3.0,
+        timed: tuple[float, float, float, object] | None = None,
+    ):
         best, median, cpu, result = timed if timed is not None else measure(fn, args.repeats, budget)
         rows.append(
             dict(name=name, size=size, n=size * size, channels=channels, wall_ms=1e3 * best, median_ms=1e3 * median,
