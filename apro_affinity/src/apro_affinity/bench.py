@@ -120,8 +120,9 @@ def measure_interleaved(
     results = {name: fn() for name, fn in fns.items()}  # warm-up round
     walls: dict[str, list[float]] = {name: [] for name in fns}
     cpus: dict[str, list[float]] = {name: [] for name in fns}
-    spent = 0.0
-    while len(walls[next(iter(fns))]) < repeats and (spent < budget_s or not walls[next(iter(fns))]):
+    spent, rounds = 0.0, 0
+    while rounds < repeats and (spent < budget_s or rounds == 0):
+        rounds += 1
         for name, fn in fns.items():
             wall0, cpu0 = time.perf_counter(), time.process_time()
             results[name] = fn()
