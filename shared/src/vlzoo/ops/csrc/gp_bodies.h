@@ -76,10 +76,35 @@ VLZOO_HD void gp_replay(const int32_t* log_x, const int32_t* log_y, const double
     double* ay = rows + static_cast<int64_t>(log_y[t]) * stride;
     double* sx = ax + sum_offset;
     double* sy = ay + sum_offset;
-    for (int k = 0; k < nc; ++k) ax[k] += e * sy[k];          // X gains e * (sums of Y)
-    for (int k = 0; k < nc; ++k) ay[k] += e * sx[k] - ax[k];  // Y gains e * (sums of X), minus what it
-                                                              // will inherit from x in the final sweep
-    for (int k = 0; k < nc; ++k) sx[k] += sy[k];
+    if constexpr (kFixed > 0) {
+      // The rows of x and y never overlap (x != y), but through the pointers the compiler must assume
+      // they might, and then keeps every update a scalar load-modify-store in program order. Loading the
+      // acc and sum runs of both rows into locals first lets it use packed operations (5-10 % less time at
+      // 21 channels, apro_affinity/README.md); per channel the operations and their order are those of the
+      // generic loops below, so the results are bit-identical.
+      double a_x[kFixed], a_y[kFixed], s_x[kFixed], s_y[kFixed];
+      for (int k = 0; k < kFixed; ++k) {
+        a_x[k] = ax[k];
+        a_y[k] = ay[k];
+        s_x[k] = sx[k];
+        s_y[k] = sy[k];
+      }
+      for (int k = 0; k < kFixed; ++k) {
+        a_x[k] += e * s_y[k];
+        a_y[k] += e * s_x[k] - a_x[k];
+        s_x[k] += s_y[k];
+      }
+      for (int k = 0; k < kFixed; ++k) {
+        ax[k] = a_x[k];
+        ay[k] = a_y[k];
+        sx[k] = s_x[k];
+      }
+    } else {
+      for (int k = 0; k < nc; ++k) ax[k] += e * sy[k];          // X gains e * (sums of Y)
+      for (int k = 0; k < nc; ++k) ay[k] += e * sx[k] - ax[k];  // Y gains e * (sums of X), minus what it
+                                                                // will inherit from x in the final sweep
+      for (int k = 0; k < nc; ++k) sx[k] += sy[k];
+    }
   }
   // Final sweep: y_t was linked under x_t at step t, and x_t's own link (if any) happened later, so in
   // reverse order x_t already holds its final value when y_t inherits it. Iterative, no DFS.
@@ -91,7 +116,16 @@ VLZOO_HD void gp_replay(const int32_t* log_x, const int32_t* log_y, const double
     }
     const double* ax = rows + static_cast<int64_t>(log_x[t]) * stride;
     double* ay = rows + static_cast<int64_t>(log_y[t]) * stride;
-    for (int k = 0; k < nc; ++k) ay[k] += ax[k];
+    if constexpr (kFixed > 0) {
+      double a_x[kFixed], a_y[kFixed];
+      for (int k = 0; k < kFixed; ++k) {
+        a_x[k] = ax[k];
+        a_y[k] = ay[k];
+      }
+      for (int k = 0; k < kFixed; ++k) ay[k] = a_y[k] + a_x[k];
+    } else {
+      for (int k = 0; k < nc; ++k) ay[k] += ax[k];
+    }
   }
 }
 
