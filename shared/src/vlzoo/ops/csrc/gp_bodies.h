@@ -79,9 +79,9 @@ VLZOO_HD void gp_replay(const int32_t* log_x, const int32_t* log_y, const double
     if constexpr (kFixed > 0) {
       // The rows of x and y never overlap (x != y), but through the pointers the compiler must assume
       // they might, and then keeps every update a scalar load-modify-store in program order. Loading the
-      // acc and sum runs of both rows into locals first lets it use packed operations (5-10 % less time at
-      // 21 channels, apro_affinity/README.md); per channel the operations and their order are those of the
-      // generic loops below, so the results are bit-identical.
+      // acc and sum runs of both rows into locals first lets it use packed operations (5-8 % less median
+      // time at 21 channels, apro_affinity/README.md); per channel the operations and their order are those
+      // of the generic loops below, so the results are bit-identical.
       double a_x[kFixed], a_y[kFixed], s_x[kFixed], s_y[kFixed];
       for (int k = 0; k < kFixed; ++k) {
         a_x[k] = ax[k];
