@@ -142,6 +142,15 @@ def test_cache_key_follows_the_recipe(world):
     assert recipe_key(base, world) == recipe_key(replace(base, threads=4), world)  # threads do not change results
 
 
+def test_a_run_with_its_own_thread_count_restores_the_callers(world, tmp_path):
+    before = torch.get_num_threads()
+    own = before + 1  # tests run on one thread (tests/conftest.py), so this differs from the caller's
+    out = pretrain_toy_clips(replace(_tiny_recipe(), threads=own), world=world, out=tmp_path / "own_threads")
+    assert torch.get_num_threads() == before  # before, a run left its callers (tests, demos) on its threads
+    report = json.loads((out / "report.json").read_text())
+    assert report["threads"] == own and {r["threads"] for r in report["towers"].values()} == {own}
+
+
 class _OracleClip:
     """Image embedding = the image's category presence (looked up by call order); text = the named category."""
 
@@ -188,8 +197,8 @@ def test_toy_templates_are_format_strings_with_one_slot():
 
 @pytest.mark.slow
 def test_full_pretrain_learns_colour_and_aligns_text(tmp_path):
-    """The default recipe on the default world, what it does reach (about 23 min on 2 quiet cores; 31 min measured
-    with a second job, 45 min in the slow suite of 2026-12-01 night, the machine's neighbours busy)."""
+    """The default recipe on the default world, what it does reach (12 min on 2 quiet cores of the 2026-12-02
+    afternoon host, 23 min on the 2026-12-01 one; 45 min in the slow suite of 2026-12-01 night, neighbours busy)."""
     from vlzoo.toyworld import default_world
 
     out = pretrain_toy_clips(ToyClipRecipe(), world=default_world(show_progress=False), out=tmp_path / "toyclip")
