@@ -123,3 +123,23 @@ def test_concurrent_callers_render_the_default_world_once(tmp_path, monkeypatch,
     results, errors = concurrently(lambda: default_world(3, 2, 40, 1, show_progress=False))
     assert errors == [] and len(calls) == 1
     assert results[0] == results[1] and (results[0] / "world.json").is_file()
+
+
+def test_pretrain_clip_takes_dotted_recipe_overrides(tmp_path, monkeypatch, capsys):
+    """`pretrain-clip vit.batch_size=16 ...` trains that recipe (its own cache key); a wrong key is refused."""
+    import vlzoo.toyworld.pretrain as pretrain
+
+    seen = []
+
+    def fake(recipe, out=None, force=False):
+        seen.append(recipe)
+        (tmp_path / "report.md").write_text("# report\n")
+        return tmp_path
+
+    monkeypatch.setattr(pretrain, "pretrain_toy_clips", fake)
+    assert main(["pretrain-clip", "--threads", "2", "vit.batch_size=16", "vit.attribute_steps=6000"]) == 0
+    (recipe,) = seen
+    assert (recipe.vit.batch_size, recipe.vit.attribute_steps, recipe.threads) == (16, 6000, 2)
+    assert recipe.convnext == pretrain.ToyClipRecipe().convnext  # the rest of the recipe is the default
+    assert main(["pretrain-clip", "vit.batchsize=16"]) == 2
+    assert "unknown key 'batchsize'" in capsys.readouterr().err

@@ -5,7 +5,7 @@ Commands are registered in :data:`COMMANDS` as ``name -> (add_arguments, run)``;
 
     python -m vlzoo.toyworld generate --out DIR --n-train N --n-val M --image-size S --seed K
     python -m vlzoo.toyworld default            # generate (or reuse) the cached default world, print its path
-    python -m vlzoo.toyworld pretrain-clip [--force] [--out DIR] [--threads N]   # the toy CLIPs (make toyclip)
+    python -m vlzoo.toyworld pretrain-clip [--force] [--out DIR] [--threads N] [KEY=VALUE ...]   # the toy CLIPs (make toyclip)
     python -m vlzoo.toyworld report [--dir DIR]  # print the cached toy CLIPs' zero-shot report
 """
 
@@ -107,6 +107,12 @@ def _add_pretrain(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="retrain even when the cached towers exist")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted recipe overrides, e.g. vit.batch_size=16 vit.attribute_steps=6000 (change the cache key)",
+    )
+    parser.add_argument(
         "--steps-scale",
         type=float,
         default=1.0,
@@ -138,6 +144,10 @@ def _run_pretrain(args: argparse.Namespace) -> int:
                 lit_steps=max(1, round(tower.lit_steps * args.steps_scale)),
             )
         recipe = replace(recipe, **scaled)
+    if args.overrides:
+        from vlzoo.config import apply_overrides
+
+        recipe = apply_overrides(recipe, args.overrides)
     start = time.perf_counter()
     folder = pretrain_toy_clips(recipe, out=args.out, force=args.force)
     print(f"toy CLIPs ready in {time.perf_counter() - start:.1f} s")
