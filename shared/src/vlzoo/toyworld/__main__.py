@@ -5,7 +5,8 @@ Commands are registered in :data:`COMMANDS` as ``name -> (add_arguments, run)``;
 
     python -m vlzoo.toyworld generate --out DIR --n-train N --n-val M --image-size S --seed K
     python -m vlzoo.toyworld default            # generate (or reuse) the cached default world, print its path
-    python -m vlzoo.toyworld pretrain-clip [--force] [--out DIR] [--threads N] [KEY=VALUE ...]   # the toy CLIPs (make toyclip)
+    python -m vlzoo.toyworld pretrain-clip [--force] [--out DIR] [--threads N] [KEY=VALUE ...]
+                                                 # the toy CLIPs (make toyclip); KEY: recipe field
     python -m vlzoo.toyworld report [--dir DIR]  # print the cached toy CLIPs' zero-shot report
 """
 
