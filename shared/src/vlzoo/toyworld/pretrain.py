@@ -15,7 +15,9 @@ every attribute the generator draws, then aligns a text tower to it (LiT, Zhai e
 2. **LiT phase**: the image tower is locked (its embeddings of every training image and its flip are
    computed once), and the text tower (with the logit scale) is trained with the standard symmetric
    contrastive loss of CLIP on the toy captions, 5 per image, one drawn per visit. The captions mention
-   every object, so the text tower learns every category name, unseen ones included.
+   every object, so the text tower learns every category name, unseen ones included. Half the drawn
+   captions lose their colour words and, independently, half their size words: colour and size alone tell
+   most captions of a batch apart, and the zero-shot prompts name only the shape.
 
 The ConvNeXt's layer-scale parameters start at ``layer_scale_init`` (timm's 1e-6 leaves its residual
 blocks switched off for the few hundred steps this budget allows: measured, its category accuracy stayed at
@@ -34,6 +36,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,6 +102,14 @@ class TowerRecipe:
     """Captions per LiT step."""
     lit_lr: float = 1e-3
     """Peak AdamW learning rate of the LiT phase (cosine after a 5% warmup)."""
+    lit_drop_color: float = 0.5
+    """Probability that a LiT caption is shown without its colour words ("a large star above a small ring").
+    Every toy caption names each object's size and colour, and those alone tell most images of a batch
+    apart, so without this the text tower barely needs the shape words that zero-shot prompts consist of
+    (measured on a ViT whose embedding separates 41.9 % of the single-object val images by category: zero-shot
+    31.2 % without the dropout, 41.9 % with 0.5 / 0.5; shared/README). 0 restores the v1 recipe."""
+    lit_drop_size: float = 0.5
+    """Probability (independent of ``lit_drop_color``) that a LiT caption is shown without its size words."""
     eval_every: int = 100
     """Attribute-phase steps between two validation probes (accuracy-versus-time curve)."""
 
@@ -130,12 +141,22 @@ def _tower_configs(recipe: ToyClipRecipe) -> dict[str, Any]:
     return {name: _lookup_config(getattr(recipe, name).arch) for name in ("vit", "convnext")}
 
 
+_KEY_NEUTRAL: dict[str, float] = {"lit_drop_color": 0.0, "lit_drop_size": 0.0}
+"""Tower-recipe fields added after the first recipe, with the value at which they change nothing the training
+produces (it then draws the same random numbers): left out of the cache key at that value, so the towers
+trained before the field existed keep their key (``vit.lit_drop_color=0 vit.lit_drop_size=0 ...`` finds them)."""
+
+
 def recipe_key(recipe: ToyClipRecipe, world: Path) -> str:
     """Cache key: the world's identity, the recipe, the tower configs and :data:`RECIPE_VERSION`."""
     manifest = read_manifest(world)
     world_id = {k: manifest.get(k) for k in ("version", "seed", "image_size", "n_train", "n_val")}
     payload = {"world": world_id, "recipe": asdict(recipe), "configs": _tower_configs(recipe), "v": RECIPE_VERSION}
     payload["recipe"].pop("threads")
+    for tower in ("vit", "convnext"):
+        for name, neutral in _KEY_NEUTRAL.items():
+            if payload["recipe"][tower][name] == neutral:
+                payload["recipe"][tower].pop(name)
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
     return f"{RECIPE_VERSION}_{WORLD_VERSION}_{digest}"
 
@@ -365,6 +386,19 @@ def train_attributes(
 
 
 # --- LiT phase ----------------------------------------------------------------------------------------------
+_COLOR_WORDS = re.compile(r"\b(?:" + "|".join(COLORS) + r") ")
+_SIZE_WORDS = re.compile(r"\b(?:" + "|".join(SIZES) + r") ")
+
+
+def _drop_words(caption: str, variant: int) -> str:
+    """``caption`` without its colour words (``variant & 1``) and / or its size words (``variant & 2``)."""
+    if variant & 1:
+        caption = _COLOR_WORDS.sub("", caption)
+    if variant & 2:
+        caption = _SIZE_WORDS.sub("", caption)
+    return caption
+
+
 @torch.no_grad()
 def _locked_image_embeddings(clip: Any, split: ToySplit) -> torch.Tensor:
     """(2, N, D) normalised embeddings of every image and of its horizontal flip (the tower is locked)."""
@@ -394,7 +428,9 @@ def train_lit(clip: Any, train: ToySplit, recipe: TowerRecipe, log: MetricsLog, 
         lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, recipe.lit_steps) / recipe.lit_steps)),
     )
     gen = torch.Generator().manual_seed(seed + 1)
-    tokens_per_image = [clip.tokenize(caps) for caps in train.captions]  # list of (5, L)
+    # variants[v][i]: image i's captions (c, L) with the colour words dropped (v & 1) / the size words (v & 2)
+    variants = [[clip.tokenize([_drop_words(c, v) for c in caps]) for caps in train.captions] for v in range(4)]
+    tokens_per_image = variants[0]
     n = len(train)
     batch = min(recipe.lit_batch_size, n)
     order = torch.randperm(n, generator=gen)
@@ -410,7 +446,15 @@ def train_lit(clip: Any, train: ToySplit, recipe: TowerRecipe, log: MetricsLog, 
         view = torch.randint(0, 2, (batch,), generator=gen)
         images = image_emb[view, idx]
         choice = [int(torch.randint(0, tokens_per_image[i].shape[0], (1,), generator=gen)) for i in idx.tolist()]
-        text = torch.stack([tokens_per_image[i][c] for i, c in zip(idx.tolist(), choice)])
+        # Drawn only when enabled, so a recipe without dropout keeps its random stream (and cache key).
+        variant = torch.zeros(batch, dtype=torch.long)
+        if recipe.lit_drop_color > 0:
+            variant += (torch.rand(batch, generator=gen) < recipe.lit_drop_color).long()
+        if recipe.lit_drop_size > 0:
+            variant += 2 * (torch.rand(batch, generator=gen) < recipe.lit_drop_size).long()
+        text = torch.stack(
+            [variants[v][i][c] for i, c, v in zip(idx.tolist(), choice, variant.tolist())]
+        )
         texts = F.normalize(model.encode_text(text), dim=-1)
         logits = model.logit_scale.exp() * images @ texts.T
         labels = torch.arange(batch)
