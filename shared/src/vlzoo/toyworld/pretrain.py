@@ -107,7 +107,8 @@ class TowerRecipe:
     Every toy caption names each object's size and colour, and those alone tell most images of a batch
     apart, so without this the text tower barely needs the shape words that zero-shot prompts consist of
     (measured on a ViT whose embedding separates 41.9 % of the single-object val images by category: zero-shot
-    31.2 % without the dropout, 41.9 % with 0.5 / 0.5; shared/README). 0 restores the v1 recipe."""
+    31.2 % without the dropout, 41.9 % with 0.5 / 0.5; shared/README). Both fields 0 in both towers: the recipe
+    (and the cache key) before 2026-12-03."""
     lit_drop_size: float = 0.5
     """Probability (independent of ``lit_drop_color``) that a LiT caption is shown without its size words."""
     eval_every: int = 100
@@ -428,8 +429,10 @@ def train_lit(clip: Any, train: ToySplit, recipe: TowerRecipe, log: MetricsLog, 
         lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, recipe.lit_steps) / recipe.lit_steps)),
     )
     gen = torch.Generator().manual_seed(seed + 1)
-    # variants[v][i]: image i's captions (c, L) with the colour words dropped (v & 1) / the size words (v & 2)
-    variants = [[clip.tokenize([_drop_words(c, v) for c in caps]) for caps in train.captions] for v in range(4)]
+    # variants[v][i]: image i's captions (c, L) with the colour words dropped (v & 1) / the size words (v & 2),
+    # tokenized once for the variants this recipe can draw
+    drawable = [v for v in range(4) if (recipe.lit_drop_color > 0 or not v & 1) and (recipe.lit_drop_size > 0 or not v & 2)]
+    variants = {v: [clip.tokenize([_drop_words(c, v) for c in caps]) for caps in train.captions] for v in drawable}
     tokens_per_image = variants[0]
     n = len(train)
     batch = min(recipe.lit_batch_size, n)
