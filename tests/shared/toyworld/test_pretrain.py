@@ -158,7 +158,9 @@ def test_fields_added_later_at_their_neutral_value_keep_the_old_key(world):
 
 
 def test_lit_caption_dropout_removes_only_colour_and_size_words():
-    caption = "a small red pentagon to the left of a large white ring in the top right corner on a striped background"
+    caption = (
+        "a small red pentagon to the left of a large white ring in the top right corner on a striped background"
+    )
     assert _drop_words(caption, 0) == caption
     assert _drop_words(caption, 1) == (
         "a small pentagon to the left of a large ring in the top right corner on a striped background"
@@ -166,7 +168,9 @@ def test_lit_caption_dropout_removes_only_colour_and_size_words():
     assert _drop_words(caption, 2) == (
         "a red pentagon to the left of a white ring in the top right corner on a striped background"
     )
-    assert _drop_words(caption, 3) == "a pentagon to the left of a ring in the top right corner on a striped background"
+    assert _drop_words(caption, 3) == (
+        "a pentagon to the left of a ring in the top right corner on a striped background"
+    )
 
 
 def test_lit_with_caption_dropout_feeds_only_stripped_captions(world, tmp_path, monkeypatch):
@@ -178,14 +182,20 @@ def test_lit_with_caption_dropout_feeds_only_stripped_captions(world, tmp_path, 
     split = load_split(world / "train")
     fed: list[torch.Tensor] = []
     encode_text = clip.model.encode_text
-    monkeypatch.setattr(clip.model, "encode_text", lambda text: (fed.append(text.clone()), encode_text(text))[1])
+
+    def recording_encode_text(text):
+        fed.append(text.clone())
+        return encode_text(text)
+
+    monkeypatch.setattr(clip.model, "encode_text", recording_encode_text)
     recipe = replace(_tiny_recipe().vit, lit_steps=3, lit_drop_color=1.0, lit_drop_size=0.0)
     before = {k: v.clone() for k, v in clip.model.state_dict().items() if k.startswith("visual.")}
     loss = pretrain.train_lit(clip, split, recipe, MetricsLog(tmp_path / "m.jsonl"), seed=0, desc="test")
     assert torch.isfinite(torch.tensor(loss))
 
     def rows(variant):
-        return {tuple(r.tolist()) for caps in split.captions for r in clip.tokenize([_drop_words(c, variant) for c in caps])}
+        tokens = [clip.tokenize([_drop_words(c, variant) for c in caps]) for caps in split.captions]
+        return {tuple(r.tolist()) for t in tokens for r in t}
     fed_rows = {tuple(r.tolist()) for batch in fed for r in batch}
     assert len(fed) == 3 and fed_rows <= rows(1) and not fed_rows & rows(0)  # every caption lost its colours
     after = clip.model.state_dict()
