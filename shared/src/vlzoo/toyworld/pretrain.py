@@ -73,6 +73,10 @@ RECIPE_VERSION = "toyclip-v1"
 
 ATTRIBUTES: tuple[tuple[str, int], ...] = (("category", len(CATEGORIES)), ("color", len(COLORS)), ("size", len(SIZES)))
 
+_FIRST_REGION_STAGES: tuple[int, ...] = (1, 2)
+"""The ConvNeXt stages the per-object heads read before ``region_stages`` existed (stages 2 and 3): the
+field's default, its key-neutral value, and the only value a ViT recipe may hold."""
+
 
 @dataclass
 class TowerRecipe:
@@ -115,7 +119,7 @@ class TowerRecipe:
     """Probability (independent of ``lit_drop_color``) that a LiT caption is shown without its size words."""
     eval_every: int = 100
     """Attribute-phase steps between two validation probes (accuracy-versus-time curve)."""
-    region_stages: tuple[int, ...] = (1, 2)
+    region_stages: tuple[int, ...] = _FIRST_REGION_STAGES
     """ConvNeXt only: the stages (0-based) whose mask-pooled maps feed the per-object heads (the ViT's heads
     read its final tokens, and a ViT recipe must leave this alone). ``(1, 2, 3)`` adds the last stage, the map
     the embedding max-pools, so what the heads teach reaches the embedding that zero-shot reads
@@ -168,7 +172,7 @@ def _tower_configs(recipe: ToyClipRecipe) -> dict[str, Any]:
 _KEY_NEUTRAL: dict[str, Any] = {
     "lit_drop_color": 0.0,
     "lit_drop_size": 0.0,
-    "region_stages": (1, 2),
+    "region_stages": _FIRST_REGION_STAGES,
     "embedding_distill": 0.0,
 }
 """Tower-recipe fields added after the first recipe, with the value at which they change nothing the training
@@ -236,7 +240,7 @@ class _FeatureMaps:
     g_i)]). The summary is what ``embedding_distill`` pulls: the ViT's final CLS feature before the
     projection, the ConvNeXt's embedding."""
 
-    def __init__(self, clip: Any, stage_ids: tuple[int, ...] = (1, 2)):
+    def __init__(self, clip: Any, stage_ids: tuple[int, ...]):
         self.clip = clip
         self.kind = clip.kind
         visual = clip.visual
@@ -253,7 +257,7 @@ class _FeatureMaps:
             for i in self.stage_ids:
                 self._handles.append(visual.trunk.stages[i].register_forward_hook(self._hook(i)))
         elif self.kind == "vit":
-            if tuple(stage_ids) != (1, 2):
+            if tuple(stage_ids) != _FIRST_REGION_STAGES:
                 raise ValueError(
                     "region_stages is a ConvNeXt setting (the ViT's heads read its final tokens), "
                     f"got {tuple(stage_ids)} for a ViT"
