@@ -169,6 +169,7 @@ def test_embedding_gap_fields_change_the_key_only_when_used(world):
         replace(base, convnext=replace(base.convnext, region_stages=(1, 2, 3))),
         replace(base, vit=replace(base.vit, embedding_distill=1.0)),
         replace(base, convnext=replace(base.convnext, embedding_distill=0.5)),
+        replace(base, convnext=replace(base.convnext, presence_mil=3.0)),
     ):
         assert recipe_key(changed, world) != recipe_key(base, world)
 
@@ -210,6 +211,29 @@ def test_embedding_distill_loss_matches_a_loop_and_pulls_only_the_summary():
     assert _AttributeHeads([8, 6], embed_dim=5).distill is None  # no adapter unless asked for
 
 
+def test_presence_mil_loss_matches_a_loop_over_cells():
+    from vlzoo.toyworld.pretrain import _AttributeHeads, _presence_mil_loss
+
+    torch.manual_seed(0)
+    heads = _AttributeHeads([8, 6], embed_dim=5)
+    last_map = torch.randn(2, 6, 3, 3, requires_grad=True)
+    targets = torch.zeros(2, 16)
+    targets[0, [1, 4]] = 1.0  # image 1 holds no object: every cell should say "no category"
+    loss = _presence_mil_loss(heads, last_map, targets)
+    head = heads.region[-1]["category"]  # the last map's head, not the first one's
+    expected = 0.0
+    for b in range(2):
+        cells = torch.stack([head(last_map[b, :, y, x]) for y in range(3) for x in range(3)])  # (9, 16)
+        best = cells.max(dim=0).values
+        expected = expected + sum(
+            -(t * torch.log(torch.sigmoid(z)) + (1 - t) * torch.log(1 - torch.sigmoid(z)))
+            for z, t in zip(best, targets[b])
+        )
+    torch.testing.assert_close(loss, expected / 32)
+    loss.backward()
+    assert last_map.grad.abs().sum() > 0 and heads.region[0]["category"].weight.grad is None
+
+
 @pytest.mark.parametrize("kind", ["vit", "convnext"])
 def test_attribute_phase_with_the_embedding_gap_fields(world, tmp_path, monkeypatch, kind):
     from vlzoo.clip import create_clip
@@ -217,7 +241,7 @@ def test_attribute_phase_with_the_embedding_gap_fields(world, tmp_path, monkeypa
     from vlzoo.toyworld import pretrain
 
     split = load_split(world / "train")
-    recipe = replace(getattr(_tiny_recipe(steps=3), kind), embedding_distill=1.0)
+    recipe = replace(getattr(_tiny_recipe(steps=3), kind), embedding_distill=1.0, presence_mil=2.0)
     if kind == "convnext":
         recipe = replace(recipe, region_stages=(1, 2, 3))
     clip = create_clip(recipe.arch)
@@ -232,6 +256,7 @@ def test_attribute_phase_with_the_embedding_gap_fields(world, tmp_path, monkeypa
     pretrain.train_attributes(clip, split, split, recipe, MetricsLog(tmp_path / "m.jsonl"), seed=0, desc="t")
     rows = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(0 <= r["embedding_distill"] <= 2 for r in rows)
+    assert all(r["presence_mil"] > 0 for r in rows)
     heads = built[0]
     assert len(heads.region) == (3 if kind == "convnext" else 1)
     assert (heads.distill is not None) == (kind == "convnext")  # the ViT's CLS already has the tokens' width
