@@ -135,6 +135,28 @@ def test_recomputed_report_keeps_training_figures_and_adds_attributes(pretrained
     assert "colour top-1" in (pretrained / "report.md").read_text()
 
 
+def test_towers_evaluate_on_another_split_without_touching_the_report(pretrained, world, capsys):
+    from vlzoo.clip import create_clip
+    from vlzoo.toyworld.__main__ import main
+    from vlzoo.toyworld.pretrain import evaluate_towers
+
+    saved = (pretrained / "report.json").read_text()
+    on_train = evaluate_towers(pretrained, world / "train")
+    assert set(on_train) == {"vlzoo-tiny-vit", "vlzoo-tiny-convnext"}
+    expected = zero_shot_report(
+        create_clip("vlzoo-tiny-vit", weights=pretrained / "vit"),
+        load_split(world / "train"),
+    )
+    assert on_train["vlzoo-tiny-vit"] == expected
+    assert on_train["vlzoo-tiny-vit"]["images"] == len(load_split(world / "train"))
+    assert (pretrained / "report.json").read_text() == saved  # evaluation only
+
+    assert main(["report", "--dir", str(pretrained), "--split", str(world / "train")]) == 0
+    assert f"report on {world / 'train'}" in capsys.readouterr().out
+    assert main(["report", "--dir", str(pretrained), "--split", str(world)]) == 2  # the world, not a split
+    assert "not a toy-world split folder" in capsys.readouterr().err
+
+
 def test_cache_key_follows_the_recipe(world):
     base = _tiny_recipe()
     assert recipe_key(base, world) == recipe_key(_tiny_recipe(), world)

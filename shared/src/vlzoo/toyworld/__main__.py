@@ -159,6 +159,12 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 def _add_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", default=None, help="a pretrain-clip output folder (default: the cached one)")
     parser.add_argument("--recompute", action="store_true", help="re-evaluate the towers and rewrite the report")
+    parser.add_argument(
+        "--split",
+        default=None,
+        help="evaluate the towers on this split folder instead (for example the val split of a larger world "
+        "made by `generate --seed 1 --n-val 5000`); prints the table and leaves the saved report alone",
+    )
 
 
 def _run_report(args: argparse.Namespace) -> int:
@@ -170,6 +176,18 @@ def _run_report(args: argparse.Namespace) -> int:
     if not (Path(folder) / "report.md").is_file():
         print(f"error: no toy CLIP report in {folder}; run `make toyclip` first", file=sys.stderr)
         return 2
+    if args.split is not None:
+        from vlzoo.toyworld.pretrain import evaluate_towers
+        from vlzoo.toyworld.zeroshot import report_markdown
+
+        if args.recompute:
+            print("error: --split and --recompute do not go together", file=sys.stderr)
+            return 2
+        if not (Path(args.split) / "instances.json").is_file():
+            print(f"error: {args.split} is not a toy-world split folder (no instances.json)", file=sys.stderr)
+            return 2
+        print(report_markdown(evaluate_towers(folder, args.split), title=f"Toy CLIP zero-shot report on {args.split}"))
+        return 0
     if args.recompute:
         from vlzoo.toyworld.pretrain import recompute_report
 

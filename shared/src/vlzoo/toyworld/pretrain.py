@@ -594,6 +594,19 @@ def recompute_report(folder: str | os.PathLike) -> dict[str, Any]:
     return summary
 
 
+def evaluate_towers(folder: str | os.PathLike, split_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Zero-shot reports ``{arch: report}`` of a finished pretraining folder's towers on another split (for
+    example the val split of a larger world of another seed: the default val split holds only 93
+    single-object images, where one run differs from the next by up to 10 points). Writes nothing."""
+    folder = Path(folder)
+    summary = json.loads((folder / "report.json").read_text())
+    split = load_split(Path(split_dir))
+    return {
+        report["arch"]: zero_shot_report(create_clip(report["arch"], weights=folder / kind), split)
+        for kind, report in summary["towers"].items()
+    }
+
+
 def pretrain_toy_clips(
     recipe: ToyClipRecipe | None = None,
     world: str | os.PathLike | None = None,
