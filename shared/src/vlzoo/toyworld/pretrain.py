@@ -138,7 +138,9 @@ class TowerRecipe:
     """Weight of a multiple-instance presence loss: the last feature map's per-object category head applied to
     every cell, the maximum over cells trained (binary cross-entropy) as the image's category presence, so
     background cells learn to answer "no category" and an object's cells to name it; the embedding, which
-    max-pools that map (ConvNeXt) or attends over its tokens (ViT), then sees what the object cells say."""
+    max-pools that map (ConvNeXt) or attends over its tokens (ViT), then sees what the object cells say.
+    Measured on the ConvNeXt (shared/README, single-object zero-shot top-1 on a 948-image val split): 21 %
+    at 0, 36 % at 3, 51 % at 6, 56 % at 12 (two seeds each), 39 % at 24 (one seed)."""
 
 
 @dataclass
@@ -159,11 +161,13 @@ class ToyClipRecipe:
             color_shuffle=0.5,
             region_stages=(1, 2, 3),
             eval_every=800,
+            presence_mil=12.0,
         )
     )
     """The ConvNeXt tower. Batch 16 over 4,800 steps with heads on all of stages 2-4 since 2026-12-03 (before:
     ``attribute_steps=400 batch_size=64 lr=2e-3 region_stages=[1,2] eval_every=100``, still a valid override
-    and cache key); shared/README gives the measurements."""
+    and cache key); the multiple-instance presence loss at weight 12 since 2026-12-04 (``presence_mil=0``
+    gives the batch-16 recipe and its key back); shared/README gives the measurements."""
     seed: int = 0
     """Seed of initialisation, batch order and augmentation."""
     threads: int = 0
